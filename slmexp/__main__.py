@@ -1,0 +1,5 @@
+"""`python -m slmexp` == `slmexp`."""
+
+from slmexp.cli import main
+
+main()

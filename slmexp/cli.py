@@ -1,0 +1,53 @@
+"""The `slmexp` command: the one `@hydra.main` (job name `slmexp`).
+
+Heavy libraries are imported inside the job, never at module import, so `slmexp --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from slmexp.config import CONF_DIR, register_resolvers
+
+log = logging.getLogger("slmexp")
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _app(cfg: DictConfig) -> float | None:
+    from slmexp.errors import SlmexpError
+    from slmexp.pipeline import _hydra_context, objective, run_job
+    from slmexp.summary import print_summary
+
+    multirun = _hydra_context()[3]
+    try:
+        record = run_job(cfg)
+    except SlmexpError as e:
+        from slmexp.record import load
+
+        print_summary(load(_hydra_context()[0]))
+        if multirun:  # a failed job must not sink the sweep: it is recorded, the sweep goes on
+            log.error("job failed: %s", e)
+            return None
+        print(f"slmexp: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except Exception:
+        if multirun:
+            log.exception("job failed (recorded in run.json)")
+            return None
+        raise
+    print_summary(record)
+    return objective(record)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _app()
+
+
+if __name__ == "__main__":
+    main()

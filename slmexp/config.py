@@ -1,0 +1,127 @@
+"""Config helpers: the `${slmexp_data:}` resolver, early validation, and where a key was set.
+
+Validation runs before any model loads so that a typo costs a second, not a model conversion. Errors name the
+dotted key and the file:line (or command-line override) that set it, found from Hydra's own records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from slmexp.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+CONF_DIR = REPO_ROOT / "conf"
+DATA_DIR = PACKAGE_DIR / "tasks" / "data"
+
+ADAPTERS = ("none", "lora", "qlora", "dora")
+QUANT_KINDS = ("none", "bnb", "gguf")
+TASK_KINDS = ("classification",)
+ROLES = ("slm", "baseline")
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+
+def register_resolvers() -> None:
+    """Register `${slmexp_data:}` (the package's data dir) once; safe to call repeatedly."""
+    if not OmegaConf.has_resolver("slmexp_data"):
+        OmegaConf.register_new_resolver("slmexp_data", lambda: str(DATA_DIR))
+
+
+register_resolvers()
+
+
+def _hydra_choices_and_overrides() -> tuple[dict[str, Any], list[str]]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+        return dict(hc.runtime.choices), list(hc.overrides.task)
+    except Exception:  # not inside a Hydra app (tests, notebooks)
+        return {}, []
+
+
+def _line_of(yaml_file: Path, keys: list[str]) -> int | None:
+    """1-based line of a nested key in a YAML file, from PyYAML's node marks."""
+    import yaml
+
+    try:
+        node = yaml.compose(yaml_file.read_text())
+    except Exception:
+        return None
+    for k in keys:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        for key_node, value_node in node.value:
+            if key_node.value == k:
+                line = key_node.start_mark.line + 1
+                node = value_node
+                break
+        else:
+            return None
+    return line
+
+
+def key_origin(key: str) -> str | None:
+    """Where `key` got its value: a command-line override, or conf/<group>/<choice>.yaml:<line>."""
+    choices, overrides = _hydra_choices_and_overrides()
+    for ov in overrides:
+        name = ov.lstrip("+~").split("=", 1)[0]
+        if name == key or key.startswith(name + "."):
+            return f"command-line override '{ov}'"
+    parts = key.split(".")
+    group = parts[0]
+    candidates = []
+    if group in choices and choices[group]:
+        candidates.append((CONF_DIR / group / f"{choices[group]}.yaml", parts[1:]))
+    candidates.append((CONF_DIR / "config.yaml", parts))
+    for path, sub in candidates:
+        if path.exists() and sub:
+            line = _line_of(path, sub)
+            if line is not None:
+                return f"{path.relative_to(REPO_ROOT)}:{line}"
+    if candidates and candidates[0][0].exists():
+        return str(candidates[0][0].relative_to(REPO_ROOT))
+    return None
+
+
+def fail(key: str, message: str) -> ConfigError:
+    """A ConfigError for `key`, with its origin filled in."""
+    return ConfigError(key, message, key_origin(key))
+
+
+def _choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value not in allowed:
+        raise fail(key, f"{value!r} is not one of {', '.join(allowed)}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the composed config before any stage runs; raise ConfigError naming the first bad key."""
+    for key in ("model.name", "task.name", "runtime.name"):
+        if not OmegaConf.select(cfg, key):
+            raise fail(key, "must be set")
+    _choice(cfg, "model.role", ROLES)
+    _choice(cfg, "model.dtype", DTYPES)
+    _choice(cfg, "adapter.name", ADAPTERS)
+    _choice(cfg, "quantization.kind", QUANT_KINDS)
+    _choice(cfg, "task.kind", TASK_KINDS)
+    src = cfg.model.source
+    if not (src.get("path") or src.get("hub") or src.get("wheel")):
+        raise fail("model.source", "needs at least one of path, hub, wheel")
+    if src.get("path") and not Path(str(src.path)).expanduser().exists():
+        raise fail("model.source.path", f"no such file or directory: {src.path}")
+    limit = cfg.eval.get("limit")
+    if limit is not None and (not isinstance(limit, int | float) or limit <= 0):
+        raise fail("eval.limit", f"must be a positive number or null, got {limit!r}")
+    split = cfg.eval.split
+    if split not in cfg.task.data or not cfg.task.data[split]:
+        raise fail("eval.split", f"task {cfg.task.name!r} has no {split!r} split (has: {list(cfg.task.data)})")
+    if cfg.task.kind == "classification":
+        if not cfg.task.get("labels"):
+            raise fail("task.labels", "a classification task needs a non-empty label list or mapping")
+        if cfg.task.primary_metric not in ("exact_match", "valid_label"):
+            raise fail("task.primary_metric", f"{cfg.task.primary_metric!r} is not a classification metric")

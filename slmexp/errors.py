@@ -1,0 +1,29 @@
+"""The errors slmexp raises on bad input, so the CLI can print them without a traceback."""
+
+from __future__ import annotations
+
+
+class SlmexpError(Exception):
+    """Bad input the user can fix: the message names the key, file or line to change."""
+
+
+class ConfigError(SlmexpError):
+    """A config value is wrong; `key` is the dotted config key."""
+
+    def __init__(self, key: str, message: str, origin: str | None = None) -> None:
+        self.key = key
+        self.origin = origin
+        where = f" ({origin})" if origin else ""
+        super().__init__(f"{key}: {message}{where}")
+
+
+class DataError(SlmexpError):
+    """A data file is missing or malformed; the message carries file:line."""
+
+
+class ModelResolutionError(SlmexpError):
+    """No source could produce the model's files (each attempt's reason is listed)."""
+
+
+class ChecksumError(SlmexpError):
+    """Weights on disk do not match the pinned sha256."""

@@ -1,0 +1,111 @@
+"""The job: run the stages in order, own the run directory and keep run.json current after each stage.
+
+resolve model -> (train) -> (quantize) -> runtime -> evaluate -> record. A stage whose group says `none` is
+skipped. Stages take plain DictConfigs, so this module is the only place that knows the order.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from slmexp import config as slm_config
+from slmexp.record import RunRecord, provenance
+
+
+@contextmanager
+def _stage(record: RunRecord, name: str, state: dict[str, Any]):
+    state["stage"] = name
+    t0 = time.perf_counter()
+    yield
+    record.stage_time(name, time.perf_counter() - t0)
+
+
+def _hydra_context() -> tuple[Path, str | None, int | None, bool]:
+    """(run dir, sweep dir, job number, multirun?) from Hydra, or a fresh dir when called outside Hydra."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+        multirun = hc.mode == RunMode.MULTIRUN
+        return (Path(hc.runtime.output_dir), hc.sweep.dir if multirun else None,
+                hc.job.num if multirun else None, multirun)
+    except ValueError:
+        return Path("outputs") / "adhoc" / time.strftime("%Y-%m-%d_%H-%M-%S"), None, None, False
+
+
+def run_job(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
+    """Run one job and return its record; on error the record says `failed` and the error is re-raised."""
+    hydra_dir, sweep, job, _multirun = _hydra_context()
+    run_dir = Path(run_dir or hydra_dir)
+    t_start = time.perf_counter()
+    container = OmegaConf.to_container(cfg, resolve=True)
+    record = RunRecord.start(run_dir, name=str(cfg.name), sweep=sweep, job=job, config=container)
+    state: dict[str, Any] = {"stage": "validate"}
+    try:
+        _run_stages(cfg, run_dir, record, state)
+    except BaseException as exc:
+        record.fail(exc, state["stage"], time.perf_counter() - t_start)
+        raise
+    record.finish(time.perf_counter() - t_start)
+    return record.data
+
+
+def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[str, Any]) -> None:
+    from slmexp import models
+    from slmexp.tasks import load_task
+
+    with _stage(record, "validate", state):
+        slm_config.validate(cfg)
+        needs_train = cfg.adapter.name != "none"
+        splits = [str(cfg.eval.split)]
+        if needs_train or int(cfg.eval.get("num_fewshot") or 0) > 0:
+            splits += [s for s in ("train", "validation") if cfg.task.data.get(s) and s not in splits]
+        task = load_task(cfg.task, splits)
+
+    with _stage(record, "resolve", state):
+        resolved = models.resolve(cfg.model, cfg.paths.cache_dir)
+        record.data["provenance"] = provenance(int(cfg.seed), task.sha256, resolved.sha256)
+        record.set("model", models.describe(cfg.model, resolved))
+
+    if needs_train:
+        raise slm_config.fail("adapter.name", f"training ({cfg.adapter.name!r}) is not available yet")
+    if cfg.quantization.kind != "none":
+        raise slm_config.fail("quantization.kind", f"{cfg.quantization.kind!r} is not available yet")
+
+    from slmexp.evaluate import evaluate
+    from slmexp.runtimes import build_runtime
+
+    with _stage(record, "load", state):
+        runtime = build_runtime(cfg, str(resolved.path))
+    with runtime:
+        with _stage(record, "evaluate", state):
+            result = evaluate(runtime.lm_eval_model(), task, cfg.eval, run_dir / "lm_eval",
+                              runtime.uses_chat_template())
+        record.set("metrics", {
+            "task": task.name,
+            "split": str(cfg.eval.split),
+            "n_examples": result.n_examples,
+            "formulation": result.formulation,
+            "primary": str(cfg.task.primary_metric),
+            "chance": 1.0 / len(task.labels) if task.labels else None,
+            "values": result.metrics,
+            "samples": str(result.samples_path.relative_to(run_dir)),
+            "lm_eval_results": str(result.results_path.relative_to(run_dir)),
+        })
+        record.set("speed", {
+            "load_s": round(getattr(runtime, "load_s", 0.0), 3),
+            "eval_wall_s": round(result.wall_s, 3),
+            "eval_examples_per_s": round(result.n_examples / result.wall_s, 3) if result.wall_s else None,
+        })
+
+
+def objective(record: dict[str, Any]) -> float | None:
+    """The value of `optimized_metric` for sweepers; None when the run failed."""
+    metrics = record.get("metrics") or {}
+    return (metrics.get("values") or {}).get(metrics.get("primary"))

@@ -1,0 +1,202 @@
+"""The run record (`run.json`): its schema, redaction, provenance and atomic writes.
+
+The report reads nothing but these files, so a table can be rebuilt from `outputs/` alone. A record is written
+with status `running` when a job starts and rewritten at the end, so a crash or `kill -9` leaves a record that
+no reader mistakes for a success.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SCHEMA = 1
+RECORD_NAME = "run.json"
+_SECRET = re.compile(r"(key|token|secret|password)", re.IGNORECASE)
+REDACTED = "***redacted***"
+_PACKAGES = (
+    "slmexp", "torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "lm_eval", "gguf",
+    "datasets", "hydra-core", "omegaconf", "wandb", "llama_cpp_python", "vllm", "numpy",
+)
+
+
+def redact(obj: Any) -> Any:
+    """Replace values under secret-looking keys; `api_key_env` names a variable, not a secret, and stays."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            secret = isinstance(k, str) and _SECRET.search(k) and not k.endswith("_env")
+            if secret and v is not None and not isinstance(v, dict | list):
+                out[k] = REDACTED
+            else:
+                out[k] = redact(v)
+        return out
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    return obj
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temp file in the same dir, fsync, then rename: readers see old or new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=False, default=str)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read a run record (a run.json path or a run dir)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / RECORD_NAME
+    with open(p) as f:
+        return json.load(f)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def _git_sha() -> dict[str, Any]:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        return {"sha": sha, "dirty": bool(dirty)}
+    except Exception:
+        return {"sha": None, "dirty": None}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, memory and GPU: the context every speed figure needs beside it."""
+    import psutil
+
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "cores_logical": os.cpu_count(),
+        "cores_physical": psutil.cpu_count(logical=False),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "gpu": None,
+    }
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        if torch.cuda.is_available():
+            info["gpu"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+def provenance(seed: int | None, data_sha256: dict[str, str], model_sha256: str | None) -> dict[str, Any]:
+    versions = {}
+    for pkg in _PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "versions": versions,
+        "git": _git_sha(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": machine(),
+        "argv": sys.argv,
+        "seed": seed,
+        "data_sha256": data_sha256,
+        "model_sha256": model_sha256,
+    }
+
+
+@dataclass
+class RunRecord:
+    """The mutable record of one job; `save()` rewrites run.json atomically after each stage."""
+
+    run_dir: Path
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, run_dir: Path, *, name: str, sweep: str | None, job: int | None,
+              config: dict[str, Any]) -> RunRecord:
+        rec = cls(Path(run_dir))
+        rec.data = {
+            "schema": SCHEMA,
+            "run": {
+                "name": name, "sweep": sweep, "job": job, "status": "running", "error": None,
+                "started": _now(), "finished": None, "wall_s": None, "stages_s": {}, "run_dir": str(run_dir),
+            },
+            "config": redact(config),
+            "model": None, "train": None, "metrics": None, "speed": None, "cost": None, "provenance": None,
+        }
+        rec.save()
+        return rec
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir / RECORD_NAME
+
+    def save(self) -> None:
+        write_json_atomic(self.path, self.data)
+
+    def set(self, section: str, value: Any) -> None:
+        self.data[section] = value
+        self.save()
+
+    def stage_time(self, stage: str, seconds: float) -> None:
+        self.data["run"]["stages_s"][stage] = round(seconds, 3)
+
+    def finish(self, wall_s: float) -> None:
+        self.data["run"].update(status="finished", finished=_now(), wall_s=round(wall_s, 3))
+        self.save()
+
+    def fail(self, exc: BaseException, stage: str, wall_s: float) -> None:
+        self.data["run"].update(
+            status="failed", finished=_now(), wall_s=round(wall_s, 3),
+            error={
+                "stage": stage, "type": type(exc).__name__, "message": str(exc),
+                "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:],
+            },
+        )
+        self.save()

@@ -1,0 +1,49 @@
+"""Runtimes: one small protocol (below), one module per backend, built from `conf/runtime/*.yaml`.
+
+Protocols, not inheritance: a runtime is anything with these methods. Backends are imported only when
+instantiated, so the default path never imports vLLM or llama.cpp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
+
+from omegaconf import DictConfig
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """What every runtime offers the pipeline."""
+
+    name: str
+
+    def uses_chat_template(self) -> bool:
+        """Whether prompts go through the model's chat template (recorded with the metrics)."""
+
+    def lm_eval_model(self) -> Any:
+        """An lm-eval `LM` over the loaded model, for accuracy."""
+
+    def stream(self, prompt: str, max_new_tokens: int) -> Iterator[tuple[str, float]]:
+        """Yield (text chunk, perf_counter time) as tokens are produced: TTFT and tokens/s come from this."""
+
+    def close(self) -> None:
+        """Free memory and stop any server the runtime started."""
+
+    def __enter__(self) -> Runtime: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def build_runtime(cfg: DictConfig, model_path: str, adapter_path: str | None = None) -> Runtime:
+    """Instantiate `cfg.runtime` (its `_target_`) on a resolved model."""
+    from hydra.utils import instantiate
+
+    return instantiate(
+        cfg.runtime,
+        model_path=str(model_path),
+        adapter_path=adapter_path,
+        trust_remote_code=bool(cfg.model.get("trust_remote_code", False)),
+        seed=int(cfg.seed),
+        _convert_="all",
+    )

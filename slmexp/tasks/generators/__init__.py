@@ -1,0 +1,1 @@
+"""Seeded, pure-stdlib generators for the datasets shipped under ``slmexp/tasks/data``."""
