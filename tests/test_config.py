@@ -50,7 +50,7 @@ def test_bad_choice_names_key() -> None:
 def test_unknown_key_is_refused_by_hydra() -> None:
     from hydra.errors import ConfigCompositionException
 
-    with pytest.raises(ConfigCompositionException, match="eval.limt"):
+    with pytest.raises(ConfigCompositionException, match=r"eval\.limt"):
         compose(["eval.limt=3"])
 
 

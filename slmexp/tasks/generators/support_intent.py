@@ -928,10 +928,7 @@ def _typo(rng: random.Random, text: str) -> str:
         word = word[:pos] + word[pos] + word[pos:]
     else:
         neighbours = _KEY_NEIGHBOURS.get(word[pos].lower())
-        if neighbours:
-            word = word[:pos] + rng.choice(neighbours) + word[pos + 1 :]
-        else:
-            word = word[:pos] + word[pos + 1 :]
+        word = word[:pos] + rng.choice(neighbours) + word[pos + 1:] if neighbours else word[:pos] + word[pos + 1:]
     tokens[i] = word + punct
     return " ".join(tokens)
 

@@ -1,0 +1,224 @@
+"""Training stage: LoRA / DoRA / QLoRA supervised fine-tuning with TRL's SFTTrainer and PEFT.
+
+Examples are conversational prompt/completion pairs built by `slmexp.tasks.chat_messages`, the same rendering
+the evaluation uses, so the model is trained on exactly the context lm-eval later gives it. The loss covers only
+the answer tokens (`completion_only_loss`), which works with any chat template (SmolLM2's has no
+`{% generation %}` markers for `assistant_only_loss`). Models without a chat template get the plain prompt plus
+`task.answer_prefix`, as in evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from slmexp.config import fail
+from slmexp.errors import DataError
+from slmexp.tasks import Task, chat_messages, render_prompt, render_target
+
+
+@dataclass
+class TrainResult:
+    adapter_dir: Path
+    merged_dir: Path | None
+    block: dict[str, Any]
+
+
+def sft_examples(task: Task, split: str, use_chat_template: bool, limit: int | None = None) -> list[dict]:
+    """Rows as TRL prompt/completion examples (conversational when the model has a chat template)."""
+    rows = task.splits.get(split) or []
+    if limit:
+        rows = rows[: int(limit)]
+    out = []
+    for row in rows:
+        if use_chat_template:
+            prompt, answer = chat_messages(task.cfg, row, with_answer=True)
+            out.append({"prompt": [prompt], "completion": [answer]})
+        else:
+            prefix = task.cfg.get("answer_prefix") or ""
+            out.append({"prompt": f"{render_prompt(task.cfg, row)}\n{prefix}",
+                        "completion": f" {render_target(task.cfg, row)}"})
+    return out
+
+
+def _check_bitsandbytes(device: str) -> None:
+    """QLoRA needs a bitsandbytes build with kernels for this device; refuse clearly rather than fall back."""
+    try:
+        import bitsandbytes as bnb  # noqa: F401
+    except Exception as e:
+        raise fail("adapter.name", f"qlora needs bitsandbytes, which failed to import ({e}); "
+                                   "use adapter=lora or adapter=dora instead") from e
+    if device == "cpu":
+        from importlib.metadata import version
+
+        from packaging.version import Version
+
+        if Version(version("bitsandbytes")) < Version("0.45"):
+            raise fail("adapter.name", "qlora on CPU needs bitsandbytes >= 0.45 (multi-backend); "
+                                       "use adapter=lora or adapter=dora instead")
+
+
+def _check_target_modules(model: Any, target_modules: Any) -> None:
+    if target_modules in (None, "all-linear"):
+        return
+    import torch
+
+    wanted = [target_modules] if isinstance(target_modules, str) else list(target_modules)
+    linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+    missing = [t for t in wanted if t not in linear]
+    if missing:
+        raise fail("adapter.peft.target_modules",
+                   f"{missing} not found in the model; its linear modules are {linear} (or use all-linear)")
+
+
+def _losses(history: list[dict[str, Any]]) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    return train, evals
+
+
+def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainResult:
+    """Fine-tune `base_path` on the task's train split; save the adapter and (if `train.merge`) a merged model."""
+    import torch
+    from datasets import Dataset
+    from hydra.utils import instantiate
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    tcfg, acfg = cfg.train, cfg.adapter
+    out_dir = Path(out_dir)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    trust = bool(cfg.model.get("trust_remote_code", False))
+    tokenizer = AutoTokenizer.from_pretrained(base_path, trust_remote_code=trust)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    use_chat = bool(tokenizer.chat_template)
+
+    train_rows = sft_examples(task, "train", use_chat, tcfg.get("train_limit"))
+    if not train_rows:
+        raise DataError(f"task.data.train: {task.files.get('train')}: the train split is empty")
+    eval_rows = sft_examples(task, "validation", use_chat, tcfg.get("eval_limit")) if tcfg.eval_steps else []
+
+    quant = None
+    if acfg.get("base_quantization"):
+        _check_bitsandbytes(device)
+        quant = instantiate(acfg.base_quantization, _convert_="all")
+    dtype = getattr(torch, str(cfg.model.dtype)) if cfg.model.dtype != "auto" else "auto"
+    model = AutoModelForCausalLM.from_pretrained(
+        base_path, dtype=dtype, quantization_config=quant, trust_remote_code=trust, use_safetensors=True,
+        device_map={"": device} if quant is not None else None,
+    )
+    if quant is not None:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=bool(tcfg.gradient_checkpointing))
+    peft_cfg = OmegaConf.to_container(acfg.peft, resolve=True)
+    _check_target_modules(model, peft_cfg.get("target_modules"))
+    peft_config = instantiate(peft_cfg)
+
+    max_steps = int(tcfg.max_steps or -1)
+    args = SFTConfig(
+        output_dir=str(out_dir / "checkpoints"),
+        max_steps=max_steps,
+        num_train_epochs=float(tcfg.num_train_epochs),
+        per_device_train_batch_size=int(tcfg.per_device_train_batch_size),
+        per_device_eval_batch_size=int(tcfg.per_device_train_batch_size),
+        gradient_accumulation_steps=int(tcfg.gradient_accumulation_steps),
+        learning_rate=float(tcfg.learning_rate),
+        lr_scheduler_type=str(tcfg.lr_scheduler_type),
+        warmup_steps=float(tcfg.warmup_ratio),  # a float < 1 is a ratio of the total steps
+        weight_decay=float(tcfg.weight_decay),
+        max_length=int(tcfg.max_length),
+        completion_only_loss=True,
+        gradient_checkpointing=bool(tcfg.gradient_checkpointing),
+        bf16=False,  # TRL defaults to bf16; on CPU fp32 is both faster here and exact
+        fp16=False,
+        use_cpu=device == "cpu",
+        eval_strategy="steps" if eval_rows else "no",
+        eval_steps=int(tcfg.eval_steps) if eval_rows else None,
+        save_strategy="no",
+        logging_steps=int(tcfg.logging_steps),
+        logging_first_step=True,
+        report_to=[],
+        seed=int(tcfg.seed),
+        data_seed=int(tcfg.seed),
+        dataloader_num_workers=0,
+        include_num_input_tokens_seen=True,
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, processing_class=tokenizer, peft_config=peft_config,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+    )
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in trainer.model.parameters())
+    t0 = time.perf_counter()
+    output = trainer.train()
+    wall_s = time.perf_counter() - t0
+    history = trainer.state.log_history
+    train_losses, eval_losses = _losses(history)
+
+    adapter_dir = out_dir / "adapter"
+    trainer.model.save_pretrained(adapter_dir)
+    tokenizer.save_pretrained(adapter_dir)
+    (out_dir / "log_history.json").write_text(json.dumps(history, indent=1))
+
+    merged_dir = None
+    if tcfg.merge:
+        merged_dir = out_dir / "merged"
+        merge_adapter(base_path, adapter_dir, merged_dir, dtype=dtype, trust_remote_code=trust)
+    del trainer, model
+
+    losses = [v for _, v in train_losses]
+    block = {
+        "adapter": str(acfg.name),
+        "steps": int(output.global_step),
+        "epochs": round(float(history[-1].get("epoch", 0.0)), 3) if history else None,
+        "train_examples": len(train_rows),
+        "first_train_loss": losses[0] if losses else None,
+        "last_train_loss": losses[-1] if losses else None,
+        "best_train_loss": min(losses) if losses else None,
+        "train_loss_mean": float(output.training_loss),
+        "eval_loss": eval_losses[-1][1] if eval_losses else None,
+        "eval_losses": [{"step": s, "loss": v} for s, v in eval_losses],
+        "tokens_seen": _tokens_seen(history),
+        "wall_s": round(wall_s, 2),
+        "samples_per_s": round(float(output.metrics.get("train_samples_per_second", 0.0)), 3),
+        "trainable_params": int(trainable),
+        "total_params": int(total),
+        "trainable_pct": round(100.0 * trainable / total, 4) if total else None,
+        "device": device,
+        "base_quantization": "nf4" if quant is not None else None,
+        "chat_template": use_chat,
+        "adapter_dir": str(adapter_dir),
+        "merged_dir": str(merged_dir) if merged_dir else None,
+    }
+    if any(math.isnan(v) for v in losses):
+        raise RuntimeError(f"training diverged (NaN loss); lower train.learning_rate (now {tcfg.learning_rate})")
+    return TrainResult(adapter_dir, merged_dir, block)
+
+
+def _tokens_seen(history: list[dict[str, Any]]) -> int | None:
+    seen = [h["num_input_tokens_seen"] for h in history if "num_input_tokens_seen" in h]
+    return int(seen[-1]) if seen else None
+
+
+def merge_adapter(base_path: Path, adapter_dir: Path, out: Path, *, dtype: Any = None,
+                  trust_remote_code: bool = False) -> Path:
+    """Fold the adapter into a full-precision copy of the base (a 4-bit base cannot be merged exactly)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype, trust_remote_code=trust_remote_code,
+                                                use_safetensors=True)
+    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    merged.save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(out)
+    return out

@@ -1,0 +1,94 @@
+"""Training stage on the tiny model: loss falls, merge is exact, and training sees what evaluation sees."""
+
+from __future__ import annotations
+
+import pytest
+
+from slmexp.errors import ConfigError, DataError
+from slmexp.pipeline import run_job
+from slmexp.record import load
+from tests.conftest import compose
+
+TRAIN = ["adapter=lora", "train.max_steps=30", "train.learning_rate=5e-3", "train.train_limit=96",
+         "train.eval_steps=15", "train.eval_limit=16", "train.logging_steps=3", "train.warmup_ratio=0.0",
+         "train.lr_scheduler_type=constant"]
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_model_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lora")
+    cfg = compose([f"model.source.path={tiny_model_dir}", "model.name=tiny-llama", f"paths.cache_dir={tmp}/c",
+                   "eval.limit=4", "runtime.batch_size=4", "task.generation.max_new_tokens=4", *TRAIN])
+    record = run_job(cfg, run_dir=tmp / "run")
+    return record, tmp / "run", cfg
+
+
+def test_lora_lowers_loss_and_records_train_block(lora_run) -> None:
+    record, run_dir, _ = lora_run
+    tr = record["train"]
+    assert record["run"]["status"] == "finished" and load(run_dir)["train"] == tr
+    assert tr["steps"] == 30 and tr["adapter"] == "lora"
+    assert tr["last_train_loss"] < 0.6 * tr["first_train_loss"], tr
+    assert tr["eval_losses"][-1]["loss"] < tr["eval_losses"][0]["loss"]
+    assert 0 < tr["trainable_pct"] < 100 and tr["tokens_seen"] > 0
+    assert (run_dir / "train" / "adapter" / "adapter_config.json").exists()
+    assert record["model"]["evaluated_path"].endswith("train/merged")
+
+
+def test_merged_logits_equal_adapter_logits(lora_run, tiny_model_dir) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    _, run_dir, _ = lora_run
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with_adapter = PeftModel.from_pretrained(base, run_dir / "train" / "adapter").eval()
+    merged = AutoModelForCausalLM.from_pretrained(run_dir / "train" / "merged").eval()
+    ids = torch.randint(0, base.config.vocab_size, (2, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = with_adapter(ids).logits, merged(ids).logits
+    # Tolerance: fp32 reassociation of (W + BA)x vs Wx + B(Ax).
+    assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), (a - b).abs().max()
+    plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    with torch.no_grad():
+        assert not torch.allclose(plain(ids).logits, b, atol=1e-3), "the adapter changed nothing"
+
+
+def test_training_prompt_equals_evaluation_context(tiny_model_dir, tiny_overrides) -> None:
+    """TRL's tokenised prompt must be the exact context lm-eval's HFLM builds for the same example."""
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from slmexp.tasks import load_task, render_prompt
+    from slmexp.train import sft_examples
+
+    cfg = compose(tiny_overrides)
+    task = load_task(cfg.task, ["train"])
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    lm = HFLM(pretrained=AutoModelForCausalLM.from_pretrained(tiny_model_dir), tokenizer=tok, batch_size=1)
+    for row, ex in zip(task.splits["train"][:5], sft_examples(task, "train", True, 5), strict=True):
+        eval_context = lm.apply_chat_template([{"role": "user", "content": render_prompt(cfg.task, row)}])
+        train_prompt = tok.apply_chat_template(ex["prompt"], tokenize=False, add_generation_prompt=True)
+        assert train_prompt == eval_context
+        full = tok.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=False)
+        assert full.startswith(eval_context) and row["label"] in full[len(eval_context):]
+
+
+def test_absent_target_module_names_the_key(tiny_overrides, tmp_path) -> None:
+    cfg = compose([*tiny_overrides, *TRAIN, "adapter.peft.target_modules=[qkv_proj]"])
+    with pytest.raises(ConfigError, match=r"adapter.peft.target_modules: \['qkv_proj'\] not found"):
+        run_job(cfg, run_dir=tmp_path / "run")
+    rec = load(tmp_path / "run")
+    assert rec["run"]["status"] == "failed" and rec["run"]["error"]["stage"] == "train"
+    assert rec["model"] is not None  # what was computed before the failure is kept
+
+
+def test_missing_or_empty_train_split(tiny_overrides, tmp_path) -> None:
+    cfg = compose([*tiny_overrides, *TRAIN, "task.data.train=null"])
+    with pytest.raises(ConfigError, match=r"task\.data\.train"):
+        run_job(cfg, run_dir=tmp_path / "a")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    cfg = compose([*tiny_overrides, *TRAIN, f"task.data.train={empty}"])
+    with pytest.raises(DataError, match=rf"{empty}: no rows \[task.data.train\]"):
+        run_job(cfg, run_dir=tmp_path / "b")
