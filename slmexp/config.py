@@ -99,6 +99,26 @@ def _choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> None:
         raise fail(key, f"{value!r} is not one of {', '.join(allowed)}")
 
 
+# Which quantization kinds each runtime can serve: bnb applies inside transformers at load time; llama.cpp
+# serves GGUF files only (a model with quantization=none is served as its shipped GGUF, or exported to F16).
+RUNTIME_QUANT = {"transformers": ("none", "bnb"), "llamacpp": ("none", "gguf")}
+
+
+def _check_runtime_quantization(cfg: DictConfig) -> None:
+    runtime, kind = str(cfg.runtime.name), str(cfg.quantization.kind)
+    allowed = RUNTIME_QUANT.get(runtime)
+    if allowed is not None and kind not in allowed:
+        quant = cfg.quantization.get("name", kind)
+        ok = " or ".join(f"quantization={k}" if k != "none" else "quantization=none" for k in allowed)
+        err = fail("quantization.kind",
+                   f"quantization={quant} ({kind}) cannot run on runtime={runtime} (runtime.name); use {ok}"
+                   + (", or runtime=llamacpp for GGUF" if kind == "gguf" else "")
+                   + (", or runtime=transformers for bitsandbytes" if kind == "bnb" else ""))
+        raise err
+    if kind == "gguf" and not cfg.quantization.get("gguf_type"):
+        raise fail("quantization.gguf_type", "a GGUF quantization needs a gguf_type")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check the composed config before any stage runs; raise ConfigError naming the first bad key."""
     for key in ("model.name", "task.name", "runtime.name"):
@@ -109,6 +129,7 @@ def validate(cfg: DictConfig) -> None:
     _choice(cfg, "adapter.name", ADAPTERS)
     _choice(cfg, "quantization.kind", QUANT_KINDS)
     _choice(cfg, "task.kind", TASK_KINDS)
+    _check_runtime_quantization(cfg)
     src = cfg.model.source
     if not (src.get("path") or src.get("hub") or src.get("wheel")):
         raise fail("model.source", "needs at least one of path, hub, wheel")

@@ -87,14 +87,22 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
         record.data["model"]["evaluated_path"] = str(eval_path)
         record.data["model"]["adapter"] = str(cfg.adapter.name)
         record.save()
-    if cfg.quantization.kind != "none":
-        raise slm_config.fail("quantization.kind", f"{cfg.quantization.kind!r} is not available yet")
+    gguf_path = None
+    if cfg.quantization.kind == "gguf" or cfg.runtime.name == "llamacpp":
+        with _stage(record, "quantize", state):
+            gguf_path = _gguf_for_run(cfg, resolved, eval_path, adapter_path, run_dir, record)
 
     from slmexp.evaluate import evaluate
     from slmexp.runtimes import build_runtime
 
     with _stage(record, "load", state):
-        runtime = build_runtime(cfg, str(eval_path), adapter_path)
+        runtime = build_runtime(cfg, str(eval_path), None if gguf_path else adapter_path, gguf_path)
+        if cfg.quantization.kind == "bnb":
+            record.set("quantization", {
+                "kind": "bnb", "name": str(cfg.quantization.name),
+                "memory_footprint_bytes": getattr(runtime, "memory_footprint", None),
+                "full_precision_bytes": resolved.bytes_on_disk,
+            })
     with runtime:
         with _stage(record, "evaluate", state):
             result = evaluate(runtime.lm_eval_model(), task, cfg.eval, run_dir / "lm_eval",
@@ -110,11 +118,63 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
             "samples": str(result.samples_path.relative_to(run_dir)),
             "lm_eval_results": str(result.results_path.relative_to(run_dir)),
         })
-        record.set("speed", {
+        speed: dict[str, Any] = {
             "load_s": round(getattr(runtime, "load_s", 0.0), 3),
             "eval_wall_s": round(result.wall_s, 3),
             "eval_examples_per_s": round(result.n_examples / result.wall_s, 3) if result.wall_s else None,
-        })
+        }
+        bench_cfg = cfg.eval.get("bench")
+        if bench_cfg and int(bench_cfg.n) > 0:
+            from slmexp.bench import benchmark
+            from slmexp.tasks import render_prompt
+
+            with _stage(record, "benchmark", state):
+                rows = task.splits[str(cfg.eval.split)][: int(bench_cfg.warmup) + int(bench_cfg.n)]
+                speed.update(benchmark(runtime, [render_prompt(task.cfg, r) for r in rows],
+                                       max_new_tokens=int(bench_cfg.max_new_tokens), warmup=int(bench_cfg.warmup)))
+        speed["peak_rss_mb"] = _peak_rss_mb()
+        speed["gpu_max_memory_mb"] = _gpu_max_memory_mb()
+        record.set("speed", speed)
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB), as the kernel counts it (ru_maxrss is KiB on Linux)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _gpu_max_memory_mb() -> float | None:
+    """torch's peak CUDA allocation, when torch is loaded and a GPU is in use; None on CPU."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
+def _gguf_for_run(cfg: DictConfig, resolved: Any, eval_path: Path, adapter_path: str | None, run_dir: Path,
+                  record: RunRecord) -> str:
+    """The GGUF file llama.cpp serves: the shipped one as is, or an export of the (merged) checkpoint."""
+    from slmexp.quantize import export_gguf
+
+    if adapter_path is not None:
+        from slmexp.config import fail
+
+        raise fail("train.merge", "GGUF export needs the merged checkpoint; set train.merge=true")
+    trained = cfg.adapter.name != "none"
+    if cfg.quantization.kind != "gguf" and resolved.gguf_path is not None and not trained:
+        record.set("quantization", {"kind": "gguf", "name": "as-shipped", "path": str(resolved.gguf_path),
+                                    "bytes": Path(resolved.gguf_path).stat().st_size})
+        return str(resolved.gguf_path)
+    gguf_type = str(cfg.quantization.gguf_type) if cfg.quantization.kind == "gguf" else "f16"
+    art = export_gguf(Path(eval_path), run_dir / "gguf", gguf_type)
+    block = {"kind": "gguf", "name": str(cfg.quantization.get("name", gguf_type)), **art.to_dict()}
+    if art.f16_bytes:
+        block["reduction_vs_f16"] = round(1.0 - art.bytes / art.f16_bytes, 4)
+    record.set("quantization", block)
+    return str(art.path)
 
 
 def objective(record: dict[str, Any]) -> float | None:

@@ -168,7 +168,8 @@ class RunRecord:
                 "started": _now(), "finished": None, "wall_s": None, "stages_s": {}, "run_dir": str(run_dir),
             },
             "config": redact(config),
-            "model": None, "train": None, "metrics": None, "speed": None, "cost": None, "provenance": None,
+            "model": None, "train": None, "quantization": None, "metrics": None, "speed": None, "cost": None,
+            "provenance": None,
         }
         rec.save()
         return rec

@@ -26,6 +26,13 @@ def print_summary(record: dict[str, Any]) -> None:
         size_mb = (model.get("bytes_on_disk") or 0) / 1e6
         table.add_row("model", f"{model['name']} ({model['role']}, {model.get('params_b')}B params, "
                                f"{model.get('dtype')}, {size_mb:.0f} MB on disk, from {model.get('source')})")
+    q = record.get("quantization") or {}
+    if q.get("kind") == "gguf":
+        red = f", {100 * q['reduction_vs_f16']:.0f}% smaller than F16" if q.get("reduction_vs_f16") is not None else ""
+        table.add_row("quantization", f"GGUF {q.get('gguf_type', q.get('name'))}: {q['bytes'] / 1e6:.0f} MB{red}")
+    elif q.get("kind") == "bnb":
+        table.add_row("quantization", f"{q['name']}: {q['memory_footprint_bytes'] / 1e6:.0f} MB in memory "
+                                      f"(full precision {q['full_precision_bytes'] / 1e6:.0f} MB)")
     tr = record.get("train") or {}
     if tr:
         table.add_row("training", f"{tr['adapter']}: {tr['steps']} steps on {tr['train_examples']} examples, "
@@ -44,9 +51,15 @@ def print_summary(record: dict[str, Any]) -> None:
         table.add_row("chance level", f"{metrics['chance']:.3f} (1/K)")
     speed = record.get("speed") or {}
     if speed:
-        table.add_row("model load", f"{speed.get('load_s', 0):.1f} s")
+        table.add_row("model load", f"{speed.get('load_s', 0):.1f} s; peak RSS {speed.get('peak_rss_mb', 0):.0f} MB")
         table.add_row("evaluation", f"{speed.get('eval_wall_s', 0):.1f} s wall "
                                     f"({speed.get('eval_examples_per_s') or 0:.2f} examples/s)")
+    if speed.get("n_requests"):
+        table.add_row("speed", f"TTFT p50 {speed['ttft_ms']['p50']:.0f} ms, latency p50/p95 "
+                               f"{speed['latency_ms']['p50']:.0f}/{speed['latency_ms']['p95']:.0f} ms, decode "
+                               f"{speed['decode_tokens_per_s']['p50'] or 0:.1f} tok/s (p50), "
+                               f"{speed['requests_per_s']:.2f} req/s; n={speed['n_requests']} after "
+                               f"{speed['warmup_requests']} warm-up, concurrency 1")
     table.add_row("stages (s)", ", ".join(f"{k} {v:.1f}" for k, v in run.get("stages_s", {}).items()))
     table.add_row("wall", f"{run.get('wall_s') or 0:.1f} s")
     if run.get("error"):

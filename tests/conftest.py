@@ -81,4 +81,6 @@ def tiny_overrides(tiny_model_dir, tmp_path) -> list[str]:
         "eval.limit=6",
         "runtime.batch_size=3",
         "task.generation.max_new_tokens=4",
+        "eval.bench.n=3",
+        "eval.bench.warmup=1",
     ]

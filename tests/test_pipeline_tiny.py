@@ -29,6 +29,10 @@ def test_job_writes_a_complete_record(tiny_overrides, tmp_path) -> None:
     prov = on_disk["provenance"]
     assert set(prov["data_sha256"]) == {"test"} and len(prov["data_sha256"]["test"]) == 64
     assert prov["seed"] == 1234 and "torch" in prov["versions"] and prov["machine"]["cpu"]
+    speed = on_disk["speed"]
+    assert speed["n_requests"] == 3 and speed["warmup_requests"] == 1 and speed["concurrency"] == 1
+    assert 0 < speed["ttft_ms"]["p50"] <= speed["latency_ms"]["p50"] <= speed["latency_ms"]["p95"]
+    assert speed["peak_rss_mb"] > 0 and speed["load_s"] >= 0
     samples = [json.loads(line) for line in (run_dir / metrics["samples"]).read_text().splitlines()]
     assert len(samples) == 6 and {"target", "response", "exact_match"} <= set(samples[0])
 
@@ -62,3 +66,16 @@ def test_unknown_label_names_file_and_line(tiny_overrides, tmp_path) -> None:
     cfg = compose([*tiny_overrides, f"task.data.test={bad}"])
     with pytest.raises(DataError, match=rf"{bad}:2: label 'greet' is not in task.labels"):
         run_job(cfg, run_dir=tmp_path / "run")
+
+
+def test_stream_yields_one_timed_chunk_per_token(tiny_model_dir) -> None:
+    from slmexp.bench import time_request
+    from slmexp.runtimes.transformers import TransformersRuntime
+
+    with TransformersRuntime(str(tiny_model_dir), device="cpu") as rt:
+        chunks = list(rt.stream("where is my order", max_new_tokens=5))
+        assert 1 <= len(chunks) <= 5
+        stamps = [t for _, t in chunks]
+        assert stamps == sorted(stamps)
+        timing = time_request(rt, "where is my order", max_new_tokens=5)
+        assert 0 < timing["ttft_s"] <= timing["e2e_s"] and timing["n_tokens"] == len(chunks)

@@ -35,10 +35,20 @@ class Runtime(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-def build_runtime(cfg: DictConfig, model_path: str, adapter_path: str | None = None) -> Runtime:
-    """Instantiate `cfg.runtime` (its `_target_`) on a resolved model."""
-    from hydra.utils import instantiate
+def build_runtime(cfg: DictConfig, model_path: str, adapter_path: str | None = None,
+                  gguf_path: str | None = None) -> Runtime:
+    """Instantiate `cfg.runtime` (its `_target_`) on a resolved model.
 
+    Only the kwargs a run needs are passed: a GGUF file for llama.cpp, a bitsandbytes config for transformers.
+    """
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    extra: dict[str, Any] = {}
+    if gguf_path is not None:
+        extra["gguf_path"] = str(gguf_path)
+    if cfg.quantization.kind == "bnb":
+        extra["quantization_config"] = OmegaConf.to_container(cfg.quantization.config, resolve=True)
     return instantiate(
         cfg.runtime,
         model_path=str(model_path),
@@ -46,4 +56,5 @@ def build_runtime(cfg: DictConfig, model_path: str, adapter_path: str | None = N
         trust_remote_code=bool(cfg.model.get("trust_remote_code", False)),
         seed=int(cfg.seed),
         _convert_="all",
+        **extra,
     )

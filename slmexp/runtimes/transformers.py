@@ -33,6 +33,7 @@ class TransformersRuntime:
         batch_size: int = 8,
         threads: int | None = None,
         adapter_path: str | None = None,
+        quantization_config: dict | None = None,
         trust_remote_code: bool = False,
         seed: int = 0,
     ) -> None:
@@ -48,9 +49,19 @@ class TransformersRuntime:
         t0 = time.perf_counter()
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+        quant = None
+        if quantization_config:  # bitsandbytes applies at load time; the weights never exist in full precision
+            from slmexp.quantize import bnb_config
+
+            quant = bnb_config(quantization_config, self.device)
         self.model = AutoModelForCausalLM.from_pretrained(
-            model_path, dtype=torch_dtype, trust_remote_code=trust_remote_code, use_safetensors=True
-        ).to(self.device)
+            model_path, dtype=torch_dtype, trust_remote_code=trust_remote_code, use_safetensors=True,
+            quantization_config=quant, device_map={"": self.device} if quant is not None else None,
+        )
+        if quant is None:
+            self.model.to(self.device)
+        # Bytes of parameters and buffers as loaded (after bnb packing): the in-memory model size.
+        self.memory_footprint = int(self.model.get_memory_footprint())
         if adapter_path:
             from peft import PeftModel
 
@@ -68,20 +79,56 @@ class TransformersRuntime:
                     device=self.device)
 
     def stream(self, prompt: str, max_new_tokens: int) -> Iterator[tuple[str, float]]:
-        from transformers import TextIteratorStreamer
+        """Greedy generation on a worker thread; yields each new token's text with the time it arrived."""
+        import queue
+
+        from transformers.generation.streamers import BaseStreamer
 
         if self.uses_chat_template():
             prompt = self.tokenizer.apply_chat_template(
                 [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
             )
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = dict(**inputs, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer)
-        worker = threading.Thread(target=self.model.generate, kwargs=kwargs, daemon=True)
+        tokens: queue.Queue = queue.Queue()
+        done = object()
+
+        class _PerToken(BaseStreamer):
+            # generate() calls put() once with the prompt, then once per decoding step.
+            def __init__(self) -> None:
+                self.prompt_seen = False
+
+            def put(self, value: Any) -> None:
+                if not self.prompt_seen:
+                    self.prompt_seen = True
+                    return
+                tokens.put((value.reshape(-1).tolist(), time.perf_counter()))
+
+            def end(self) -> None:
+                tokens.put(done)
+
+        failure: list[BaseException] = []
+
+        def _generate() -> None:
+            try:
+                self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                    streamer=_PerToken(), pad_token_id=self.tokenizer.pad_token_id
+                                    or self.tokenizer.eos_token_id)
+            except BaseException as e:  # surfaced to the caller below
+                failure.append(e)
+                tokens.put(done)
+
+        worker = threading.Thread(target=_generate, daemon=True)
         worker.start()
-        for chunk in streamer:
-            yield chunk, time.perf_counter()
+        eos = self.model.generation_config.eos_token_id
+        stop = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        while (item := tokens.get()) is not done:
+            ids, stamp = item
+            if len(ids) == 1 and ids[0] in stop:
+                continue  # the stop token is not output text
+            yield self.tokenizer.decode(ids, skip_special_tokens=True), stamp
         worker.join()
+        if failure:
+            raise failure[0]
 
     def close(self) -> None:
         import gc

@@ -1,0 +1,74 @@
+"""Speed and memory: stream N task prompts through the runtime and time every output token.
+
+Figures (all from `time.perf_counter`, warm-up requests excluded and counted separately):
+- ttft_ms: request start -> first output token (prefill + first decode step);
+- tpot_ms: mean time per output token after the first, per request ((e2e - ttft) / (n - 1));
+- latency_ms: request start -> last token (end to end, the model stops at EOS or max_new_tokens);
+- decode_tokens_per_s: (n - 1) / (e2e - ttft) per request, requests with >= 2 output tokens only;
+- requests_per_s: measured requests / their total wall time, one request at a time (concurrency 1).
+Percentiles are over requests; medians (p50), not means, since a few slow requests skew a mean.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None}
+    arr = np.asarray(values, dtype=float)
+    return {"p50": round(float(np.percentile(arr, 50)), 3), "p95": round(float(np.percentile(arr, 95)), 3)}
+
+
+def time_request(runtime: Any, prompt: str, max_new_tokens: int) -> dict[str, float]:
+    """Time one streamed request; each yielded chunk is one output token."""
+    t0 = time.perf_counter()
+    stamps = [t for _chunk, t in runtime.stream(prompt, max_new_tokens)]
+    end = time.perf_counter()
+    n = len(stamps)
+    ttft = (stamps[0] - t0) if n else end - t0
+    e2e = (stamps[-1] - t0) if n else end - t0
+    out = {"ttft_s": ttft, "e2e_s": e2e, "n_tokens": n}
+    if n >= 2:
+        out["tpot_s"] = (e2e - ttft) / (n - 1)
+    return out
+
+
+def benchmark(runtime: Any, prompts: list[str], *, max_new_tokens: int, warmup: int) -> dict[str, Any]:
+    """Run `warmup` untimed requests, then one timed request per prompt; return the record's speed figures."""
+    from rich.progress import Progress
+
+    for prompt in prompts[:warmup]:
+        for _ in runtime.stream(prompt, max_new_tokens):
+            pass
+    timed = prompts[warmup:] if len(prompts) > warmup else prompts
+    results = []
+    t_start = time.perf_counter()
+    with Progress(transient=True) as progress:
+        bar = progress.add_task(f"benchmark ({runtime.name})", total=len(timed))
+        for prompt in timed:
+            results.append(time_request(runtime, prompt, max_new_tokens))
+            progress.advance(bar)
+    wall = time.perf_counter() - t_start
+    tpots = [r["tpot_s"] for r in results if "tpot_s" in r]
+    return {
+        "n_requests": len(results),
+        "warmup_requests": min(warmup, len(prompts)),
+        "max_new_tokens": max_new_tokens,
+        "concurrency": 1,
+        "ttft_ms": {k: v * 1000 if v is not None else None for k, v in
+                    _percentiles([r["ttft_s"] for r in results]).items()},
+        "latency_ms": {k: v * 1000 if v is not None else None for k, v in
+                       _percentiles([r["e2e_s"] for r in results]).items()},
+        "tpot_ms": {k: v * 1000 if v is not None else None for k, v in _percentiles(tpots).items()},
+        "decode_tokens_per_s": _percentiles([1.0 / t for t in tpots if t > 0]),
+        "output_tokens": {"total": int(sum(r["n_tokens"] for r in results)),
+                          **_percentiles([r["n_tokens"] for r in results])},
+        "requests_per_s": round(len(results) / wall, 4) if wall else None,
+        "output_tokens_per_s": round(sum(r["n_tokens"] for r in results) / wall, 3) if wall else None,
+        "wall_s": round(wall, 3),
+    }
