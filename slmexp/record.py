@@ -24,7 +24,8 @@ from typing import Any
 
 SCHEMA = 1
 RECORD_NAME = "run.json"
-_SECRET = re.compile(r"(key|token|secret|password)", re.IGNORECASE)
+# Whole words of a snake_case key: `api_key`, `hf_token`, `password` are secrets; `max_new_tokens` is not.
+_SECRET = re.compile(r"(^|_)(api_?key|key|token|secret|password|passwd)(_|$)", re.IGNORECASE)
 REDACTED = "***redacted***"
 _PACKAGES = (
     "slmexp", "torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "lm_eval", "gguf",

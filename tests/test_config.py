@@ -14,7 +14,9 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.ya
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_group_option_composes(group: str, option: str) -> None:
-    cfg = compose([f"{group}={option}"])
+    # GGUF files are served by llama.cpp only: pair them with it (the refusal is tested below).
+    pair = ["runtime=llamacpp"] if option.startswith("gguf-") else []
+    cfg = compose([f"{group}={option}", *pair])
     # Resolving every interpolation catches a bad ${...} in any file.
     from omegaconf import OmegaConf
 
@@ -60,3 +62,13 @@ def test_key_origin_points_at_file_and_line() -> None:
     line = _line_of(CONF_DIR / "task" / "support-intent.yaml", ["data", "test"])
     text = (CONF_DIR / "task" / "support-intent.yaml").read_text().splitlines()
     assert text[line - 1].strip().startswith("test:")
+
+
+@pytest.mark.parametrize(("quant", "runtime"), [("gguf-q4_k_m", "transformers"), ("bnb-nf4", "llamacpp")])
+def test_quantization_runtime_mismatch_is_refused_naming_both_keys(quant: str, runtime: str) -> None:
+    cfg = compose([f"quantization={quant}", f"runtime={runtime}"])
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    msg = str(err.value)
+    assert msg.startswith("quantization.kind:") and "runtime.name" in msg
+    assert f"quantization={quant}" in msg and f"runtime={runtime}" in msg

@@ -79,3 +79,37 @@ def test_stream_yields_one_timed_chunk_per_token(tiny_model_dir) -> None:
         assert stamps == sorted(stamps)
         timing = time_request(rt, "where is my order", max_new_tokens=5)
         assert 0 < timing["ttft_s"] <= timing["e2e_s"] and timing["n_tokens"] == len(chunks)
+
+
+def test_redaction_hides_secrets_not_token_counts() -> None:
+    from slmexp.record import REDACTED, redact
+
+    cfg = {"runtime": {"api_key": "sk-123", "api_key_env": "OPENAI_API_KEY", "hf_token": "hf_x"},
+           "eval": {"bench": {"max_new_tokens": 16}}, "db": {"password": "p"}, "x": {"secret": None}}
+    out = redact(cfg)
+    assert out["runtime"] == {"api_key": REDACTED, "api_key_env": "OPENAI_API_KEY", "hf_token": REDACTED}
+    assert out["eval"]["bench"]["max_new_tokens"] == 16 and out["db"]["password"] == REDACTED
+
+
+def test_multirun_ends_in_a_report_and_survives_a_failed_job(tiny_model_dir, tmp_path) -> None:
+    """Two jobs (one with a broken data file) through the real CLI: both recorded, the table written."""
+    import os
+    import subprocess
+    import sys
+
+    sweep = tmp_path / "sweep"
+    args = [sys.executable, "-m", "slmexp", "-m", f"model.source.path={tiny_model_dir}", "model.name=tiny-llama",
+            f"paths.cache_dir={tmp_path / 'c'}", "eval.limit=4", "eval.bench.n=2", "eval.bench.warmup=0",
+            "task.generation.max_new_tokens=3", f"hydra.sweep.dir={sweep}",
+            f"task.data.test={tmp_path / 'missing.jsonl'},${{paths.data_dir}}/support_intent/test.jsonl"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    statuses = sorted(load(p)["run"]["status"] for p in sweep.glob("*/run.json"))
+    assert statuses == ["failed", "finished"]
+    table = (sweep / "comparison.md").read_text()
+    assert "failed" in table and (sweep / "comparison.csv").exists() and (sweep / "comparison.tex").exists()
+    again = subprocess.run([sys.executable, "-m", "slmexp", "report", str(sweep), "--out", str(tmp_path / "r")],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "r" / "comparison.md").read_text() == table
