@@ -115,8 +115,12 @@ def _check_runtime_quantization(cfg: DictConfig) -> None:
                    + (", or runtime=llamacpp for GGUF" if kind == "gguf" else "")
                    + (", or runtime=transformers for bitsandbytes" if kind == "bnb" else ""))
         raise err
-    if kind == "gguf" and not cfg.quantization.get("gguf_type"):
-        raise fail("quantization.gguf_type", "a GGUF quantization needs a gguf_type")
+    if kind == "gguf":
+        from slmexp.quantize import GGUF_TYPES  # names only: no llama.cpp import at validation time
+
+        gguf_type = cfg.quantization.get("gguf_type")
+        if gguf_type not in GGUF_TYPES:
+            raise fail("quantization.gguf_type", f"{gguf_type!r} is not a GGUF type; valid: {', '.join(GGUF_TYPES)}")
 
 
 def validate(cfg: DictConfig) -> None:

@@ -47,23 +47,6 @@ def sft_examples(task: Task, split: str, use_chat_template: bool, limit: int | N
     return out
 
 
-def _check_bitsandbytes(device: str) -> None:
-    """QLoRA needs a bitsandbytes build with kernels for this device; refuse clearly rather than fall back."""
-    try:
-        import bitsandbytes as bnb  # noqa: F401
-    except Exception as e:
-        raise fail("adapter.name", f"qlora needs bitsandbytes, which failed to import ({e}); "
-                                   "use adapter=lora or adapter=dora instead") from e
-    if device == "cpu":
-        from importlib.metadata import version
-
-        from packaging.version import Version
-
-        if Version(version("bitsandbytes")) < Version("0.45"):
-            raise fail("adapter.name", "qlora on CPU needs bitsandbytes >= 0.45 (multi-backend); "
-                                       "use adapter=lora or adapter=dora instead")
-
-
 def _check_target_modules(model: Any, target_modules: Any) -> None:
     if target_modules in (None, "all-linear"):
         return
@@ -107,8 +90,13 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
 
     quant = None
     if acfg.get("base_quantization"):
-        _check_bitsandbytes(device)
-        quant = instantiate(acfg.base_quantization, _convert_="all")
+        from slmexp.errors import ConfigError
+        from slmexp.quantize import bnb_config
+
+        try:
+            quant = bnb_config(OmegaConf.to_container(acfg.base_quantization, resolve=True), device)
+        except ConfigError as e:  # same check, named for the key that asked for it
+            raise fail("adapter.name", f"qlora cannot run here: {e}; use adapter=lora or adapter=dora") from e
     dtype = getattr(torch, str(cfg.model.dtype)) if cfg.model.dtype != "auto" else "auto"
     model = AutoModelForCausalLM.from_pretrained(
         base_path, dtype=dtype, quantization_config=quant, trust_remote_code=trust, use_safetensors=True,

@@ -72,3 +72,9 @@ def test_quantization_runtime_mismatch_is_refused_naming_both_keys(quant: str, r
     msg = str(err.value)
     assert msg.startswith("quantization.kind:") and "runtime.name" in msg
     assert f"quantization={quant}" in msg and f"runtime={runtime}" in msg
+
+
+def test_unknown_gguf_type_lists_valid_ones() -> None:
+    cfg = compose(["quantization=gguf-q4_k_m", "runtime=llamacpp", "quantization.gguf_type=q4_k_x"])
+    with pytest.raises(ConfigError, match=r"quantization.gguf_type: 'q4_k_x' is not a GGUF type; valid: f16, q8_0"):
+        validate(cfg)

@@ -113,3 +113,12 @@ def test_multirun_ends_in_a_report_and_survives_a_failed_job(tiny_model_dir, tmp
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "r" / "comparison.md").read_text() == table
+
+
+@pytest.mark.parametrize("quant", ["bnb-nf4", "bnb-int8"])
+def test_bitsandbytes_quantization_on_load(tiny_overrides, tmp_path, quant) -> None:
+    rec = run_job(compose([*tiny_overrides, f"quantization={quant}"]), run_dir=tmp_path / "run")
+    q = rec["quantization"]
+    assert rec["run"]["status"] == "finished" and q["kind"] == "bnb" and q["name"] == quant
+    assert 0 < q["memory_footprint_bytes"] < q["full_precision_bytes"]
+    assert rec["metrics"]["n_examples"] == 6 and rec["speed"]["peak_rss_mb"] > 0

@@ -56,5 +56,6 @@ def build_runtime(cfg: DictConfig, model_path: str, adapter_path: str | None = N
         trust_remote_code=bool(cfg.model.get("trust_remote_code", False)),
         seed=int(cfg.seed),
         _convert_="all",
+        _recursive_=False,  # quantization_config keeps its _target_: the runtime builds it after its own checks
         **extra,
     )

@@ -13,6 +13,7 @@ runtime's.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -35,6 +36,7 @@ class LlamaCppRuntime:
         n_ctx: int = 2048,
         n_batch: int = 512,
         batch_size: int = 1,
+        use_extra_bufts: bool = False,
         adapter_path: str | None = None,
         trust_remote_code: bool = False,
         seed: int = 0,
@@ -56,10 +58,11 @@ class LlamaCppRuntime:
         check_gguf(self.gguf_path)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
         try:
-            self.llm = llama_cpp.Llama(
-                model_path=self.gguf_path, n_ctx=n_ctx, n_batch=n_batch, n_threads=self.n_threads,
-                n_threads_batch=self.n_threads, seed=seed, logits_all=True, swa_full=True, verbose=False,
-            )
+            with _model_params(use_extra_bufts=use_extra_bufts):
+                self.llm = llama_cpp.Llama(
+                    model_path=self.gguf_path, n_ctx=n_ctx, n_batch=n_batch, n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads, seed=seed, logits_all=True, swa_full=True, verbose=False,
+                )
         except ValueError as e:  # llama-cpp-python's message for any load failure
             raise SlmexpError(f"llama.cpp could not load {self.gguf_path}: {e}") from None
         self.load_s = time.perf_counter() - t0
@@ -74,11 +77,14 @@ class LlamaCppRuntime:
         return self._lm
 
     def stream(self, prompt: str, max_new_tokens: int) -> Iterator[tuple[str, float]]:
-        """Greedy tokens as text chunks, the prompt rendered and tokenized as the transformers runtime does."""
+        """Greedy tokens as text chunks; the prompt goes through the chat template as in the transformers runtime."""
         lm = self.lm_eval_model()
+        lm.clear_cache()  # a timed request pays for its whole prompt, as in the transformers runtime
         if self.uses_chat_template():
             prompt = lm.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
-        tokens = lm.tok_encode(prompt, add_special_tokens=False)  # the transformers runtime adds none either
+        # BOS as lm-eval adds it: if the vocabulary wants one and the rendered prompt does not start with it
+        # (Gemma without a chat template degenerates without BOS).
+        tokens = lm.tok_encode(prompt)
         for text in lm.greedy_text(tokens, max_new_tokens):
             yield text, time.perf_counter()
 
@@ -96,12 +102,39 @@ class LlamaCppRuntime:
         self.close()
 
 
+@contextlib.contextmanager
+def _model_params(**fields: Any) -> Iterator[None]:
+    """Set `llama_model_params` fields that `llama_cpp.Llama` does not expose, for the loads inside the block.
+
+    Used for `use_extra_bufts`: llama.cpp moves quantized weights into "extra" CPU buffers (AMX tiles, repacked
+    Q4_0/Q4_K layouts). Its AMX matmul segfaults on AMX-capable Xeons such as the reference machine's (upstream
+    llama.cpp issue #20824, open), so slmexp turns them off unless `runtime.use_extra_bufts=true`. `Llama`
+    reads its defaults from `llama_cpp.llama_cpp.llama_model_default_params` at construction time.
+    """
+    import llama_cpp.llama_cpp as capi
+
+    default = capi.llama_model_default_params
+
+    def patched() -> Any:
+        params = default()
+        for name, value in fields.items():
+            setattr(params, name, value)
+        return params
+
+    capi.llama_model_default_params = patched
+    try:
+        yield
+    finally:
+        capi.llama_model_default_params = default
+
+
 class LlamaCppLM(TemplateLM):
     """lm-eval `LM` over an in-process `llama_cpp.Llama` built with `logits_all=True`.
 
     Requests run one at a time in token order, so consecutive requests share a prefix (the chat template, the
     few-shot block, the same context with another choice) and only the differing suffix is evaluated: the KV
-    cache and the stored logits of the shared prefix are reused.
+    cache and the stored logits of the shared prefix are reused. Scoring reads every position's logits;
+    generation asks llama.cpp for the last position's only.
     """
 
     def __init__(self, llm: Any, hf_tokenizer: Any, max_gen_toks: int = 256) -> None:
@@ -114,6 +147,7 @@ class LlamaCppLM(TemplateLM):
         self.max_gen_toks = max_gen_toks
         self.max_length = int(llm.n_ctx())
         self._llama_cpp = llama_cpp
+        self._rows = 0  # leading positions whose logits rows in llm.scores belong to llm.input_ids
         self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
         bos = llm.token_bos()
         self._bos_text = self._piece(bos, special=True).decode("utf-8", "replace") if bos >= 0 else None
@@ -153,7 +187,7 @@ class LlamaCppLM(TemplateLM):
     def _piece(self, token: int, special: bool = False) -> bytes:
         """The bytes of one token; control tokens are empty unless `special` (as HF's skip_special_tokens).
 
-        Not `Llama.detokenize`: it uses a 32-byte buffer and returns garbage for longer tokens.
+        Not `Llama.detokenize`: its 32-byte buffer silently drops longer tokens (Qwen2.5 has 256-byte ones).
         """
         import ctypes
 
@@ -170,21 +204,60 @@ class LlamaCppLM(TemplateLM):
 
     # --- scoring ---
 
-    def _logits_for(self, tokens: Sequence[int]) -> Any:
-        """Logits for every position of `tokens` (row i predicts token i+1), reusing the cached common prefix."""
+    def clear_cache(self) -> None:
+        """Forget the evaluated tokens, so the next request is evaluated from its first token."""
+        self.llm.n_tokens = 0
+        self._rows = 0
+
+    def _cached_prefix(self, tokens: Sequence[int]) -> int:
+        """How many leading tokens of `tokens` are already in llama.cpp's KV cache."""
         import numpy as np
 
-        llm = self.llm
         if len(tokens) > self.max_length:
             raise SlmexpError(f"runtime=llamacpp: {len(tokens)} tokens exceed runtime.n_ctx={self.max_length}")
-        cached = llm.input_ids[: llm.n_tokens]
+        cached = self.llm.input_ids[: self.llm.n_tokens]
         n = min(len(cached), len(tokens))
-        same = np.asarray(cached[:n]) == np.asarray(tokens[:n], dtype=cached.dtype)
-        keep = n if same.all() else int(np.argmin(same))
-        llm.n_tokens = keep  # eval() drops the KV cache beyond n_tokens before decoding the rest
-        if keep < len(tokens):
+        same = cached[:n] == np.asarray(tokens[:n], dtype=cached.dtype)
+        return n if same.all() else int(np.argmin(same))
+
+    def _decode(self, tokens: Sequence[int], keep: int, all_logits: bool) -> None:
+        """Decode `tokens[keep:]` after the first `keep` cached ones (eval() drops the KV cache beyond n_tokens).
+
+        `all_logits=False` asks llama.cpp for the last position's logits only: a prompt's output projection over
+        the whole vocabulary at every position costs ~25% of a prefill, which a timed request must not pay.
+        `Llama` reads its private `_logits_all` at each eval(), so it is switched for this call only.
+        """
+        llm = self.llm
+        llm.n_tokens = keep
+        llm._logits_all = all_logits
+        try:
             llm.eval(list(tokens[keep:]))
-        return llm.scores[: len(tokens)]
+        finally:
+            llm._logits_all = True
+
+    def _logits_for(self, tokens: Sequence[int]) -> Any:
+        """Logits for every position of `tokens` (row i predicts token i+1), reusing the cached common prefix."""
+        keep = min(self._cached_prefix(tokens), self._rows)  # only positions whose logits rows were stored
+        if keep < len(tokens):
+            self._decode(tokens, keep, all_logits=True)
+        else:
+            self.llm.n_tokens = keep
+        self._rows = len(tokens)
+        return self.llm.scores[: len(tokens)]
+
+    def _last_logits(self, tokens: Sequence[int]) -> Any:
+        """Logits of the last position of `tokens` only, reusing the cached common prefix."""
+        import numpy as np
+
+        keep = self._cached_prefix(tokens)
+        if keep == len(tokens) and self._rows >= keep:
+            self.llm.n_tokens = keep
+            return self.llm.scores[keep - 1]
+        keep = min(keep, len(tokens) - 1)  # decode at least one token to have logits to read
+        self._decode(tokens, keep, all_logits=False)
+        self._rows = min(self._rows, keep)
+        logits = self._llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+        return np.ctypeslib.as_array(logits, shape=(self.llm.n_vocab(),)).copy()
 
     def _loglikelihood_tokens(self, requests: list[tuple[tuple[str, str], list[int], list[int]]],
                               disable_tqdm: bool = False, **kwargs: Any) -> list[tuple[float, bool]]:
@@ -231,17 +304,17 @@ class LlamaCppLM(TemplateLM):
         """Argmax decoding from the logits (no sampler chain), stopping at an end-of-generation token."""
         import numpy as np
 
-        tokens = tokens[-max(self.max_length - max_new_tokens, 1):]
+        tokens = tokens[-max(self.max_length - max_new_tokens, 1):] or [self.prefix_token_id]
         max_new_tokens = min(max_new_tokens, self.max_length - len(tokens))
-        logits = self._logits_for(tokens)
+        logits = self._last_logits(tokens)
         for step in range(max_new_tokens):
-            tok = int(np.argmax(logits[-1]))
+            tok = int(np.argmax(logits))
             if self._llama_cpp.llama_vocab_is_eog(self._vocab, tok):
                 return
             yield tok
             if step + 1 < max_new_tokens:
                 tokens = [*tokens, tok]
-                logits = self._logits_for(tokens)
+                logits = self._last_logits(tokens)
 
     def greedy_text(self, tokens: list[int], max_new_tokens: int) -> Iterator[str]:
         """Text chunks of the greedy continuation; a multi-byte character split over tokens comes out whole."""

@@ -88,7 +88,9 @@ class TransformersRuntime:
             prompt = self.tokenizer.apply_chat_template(
                 [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
             )
-        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+        # A chat template adds its own special tokens; a plain prompt gets BOS as lm-eval (and llama.cpp) give it.
+        inputs = self.tokenizer(prompt, return_tensors="pt",
+                                add_special_tokens=not self.uses_chat_template()).to(self.device)
         tokens: queue.Queue = queue.Queue()
         done = object()
 
