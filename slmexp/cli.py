@@ -40,6 +40,8 @@ def _app(cfg: DictConfig) -> float | None:
             log.exception("job failed (recorded in run.json)")
             return None
         raise
+    if record["run"].get("skipped"):
+        log.info("skipped: %s already finished with the same config", record["run"]["run_dir"])
     print_summary(record)
     return objective(record)
 

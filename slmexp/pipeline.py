@@ -45,7 +45,13 @@ def run_job(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     run_dir = Path(run_dir or hydra_dir)
     t_start = time.perf_counter()
     container = OmegaConf.to_container(cfg, resolve=True)
+    fp = fingerprint(container)
+    previous = _finished_record(run_dir, fp)
+    if previous is not None:  # resume: this exact job already finished here; keep it, redo nothing
+        previous["run"]["skipped"] = True
+        return previous
     record = RunRecord.start(run_dir, name=str(cfg.name), sweep=sweep, job=job, config=container)
+    record.data["run"]["fingerprint"] = fp
     state: dict[str, Any] = {"stage": "validate"}
     try:
         _run_stages(cfg, run_dir, record, state)
@@ -54,6 +60,34 @@ def run_job(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         raise
     record.finish(time.perf_counter() - t_start)
     return record.data
+
+
+# Keys that say where files go, not what is computed: two runs differing only here are the same experiment.
+_LOCATION_KEYS = ("paths",)
+
+
+def fingerprint(container: dict[str, Any]) -> str:
+    """sha256 of the resolved config minus location keys: equal fingerprints mean the same experiment."""
+    import hashlib
+    import json
+
+    core = {k: v for k, v in container.items() if k not in _LOCATION_KEYS}
+    return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _finished_record(run_dir: Path, fp: str) -> dict[str, Any] | None:
+    """The run.json already in run_dir if it finished with the same fingerprint (a crashed or changed job reruns)."""
+    from slmexp.record import RECORD_NAME, load
+
+    path = Path(run_dir) / RECORD_NAME
+    if not path.exists():
+        return None
+    try:
+        rec = load(path)
+    except (OSError, ValueError):
+        return None
+    run = rec.get("run") or {}
+    return rec if run.get("status") == "finished" and run.get("fingerprint") == fp else None
 
 
 def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[str, Any]) -> None:
@@ -75,10 +109,10 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
 
     eval_path, adapter_path = resolved.path, None
     if needs_train:
-        from slmexp.train import train
+        from slmexp.train import cached_or_train
 
         with _stage(record, "train", state):
-            result = train(cfg, task, resolved.path, run_dir / "train")
+            result = cached_or_train(cfg, task, resolved, run_dir / "train")
         record.set("train", result.block)
         if result.merged_dir is not None:
             eval_path = result.merged_dir

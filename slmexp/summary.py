@@ -18,7 +18,8 @@ def print_summary(record: dict[str, Any]) -> None:
     if not console.is_terminal:  # logs and CI: wide enough that paths are never cut
         console = Console(stderr=True, width=140)
     run = record["run"]
-    table = Table(title=escape(f"slmexp run: {run['name']} [{run['status']}]"), show_header=False, title_justify="left")
+    status = run["status"] + (", skipped: finished earlier with the same config" if run.get("skipped") else "")
+    table = Table(title=escape(f"slmexp run: {run['name']} [{status}]"), show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
     model = record.get("model") or {}
@@ -35,7 +36,8 @@ def print_summary(record: dict[str, Any]) -> None:
                                       f"(full precision {q['full_precision_bytes'] / 1e6:.0f} MB)")
     tr = record.get("train") or {}
     if tr:
-        table.add_row("training", f"{tr['adapter']}: {tr['steps']} steps on {tr['train_examples']} examples, "
+        cached = " (reused from the training cache)" if tr.get("cached") else ""
+        table.add_row("training", f"{tr['adapter']}{cached}: {tr['steps']} steps on {tr['train_examples']} examples, "
                                   f"loss {tr['first_train_loss']:.3f} -> {tr['last_train_loss']:.3f} (first/last "
                                   f"logged), eval loss {_fmt(tr.get('eval_loss'))}, {tr['wall_s']:.0f} s, "
                                   f"{tr['trainable_pct']:.2f}% params trainable")

@@ -85,12 +85,13 @@ def test_default_job_on_real_smollm2(tmp_path) -> None:
 @pytest.mark.slow
 def test_lora_job_on_real_smollm2(tmp_path) -> None:
     out = slmexp("adapter=lora", "train.max_steps=6", "train.eval_steps=3", "train.eval_limit=8",
-                 "train.logging_steps=1", "eval.limit=8", f"paths.output_dir={tmp_path}/o", cwd=tmp_path)
+                 "train.logging_steps=1", "eval.limit=8", f"paths.output_dir={tmp_path}/o",
+                 f"paths.cache_dir={tmp_path}/c", cwd=tmp_path)  # own cache: no training reused from earlier runs
     assert out.returncode == 0, out.stderr[-3000:]
     (run,) = run_dirs(tmp_path)
     rec = json.loads((run / "run.json").read_text())
     tr = rec["train"]
-    assert tr["steps"] == 6 and tr["last_train_loss"] < tr["first_train_loss"]
+    assert tr["steps"] == 6 and tr["last_train_loss"] < tr["first_train_loss"] and tr["cached"] is False
     assert rec["model"]["evaluated_path"] == str(run / "train" / "merged")
     assert (run / "train" / "merged" / "model.safetensors").exists()
     assert "quantization_config" not in json.loads((run / "train" / "merged" / "config.json").read_text())

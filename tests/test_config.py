@@ -9,6 +9,7 @@ from slmexp.errors import ConfigError
 from tests.conftest import compose
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("local",))
+APPENDED = ("arm", "sweep")
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]
 
 
@@ -16,7 +17,8 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.ya
 def test_every_group_option_composes(group: str, option: str) -> None:
     # GGUF files are served by llama.cpp only: pair them with it (the refusal is tested below).
     pair = ["runtime=llamacpp"] if option.startswith("gguf-") else []
-    cfg = compose([f"{group}={option}", *pair])
+    plus = "+" if group in APPENDED else ""  # arms and sweeps are appended to the defaults, like experiments
+    cfg = compose([f"{plus}{group}={option}", *pair])
     # Resolving every interpolation catches a bad ${...} in any file.
     from omegaconf import OmegaConf
 
@@ -78,3 +80,23 @@ def test_unknown_gguf_type_lists_valid_ones() -> None:
     cfg = compose(["quantization=gguf-q4_k_m", "runtime=llamacpp", "quantization.gguf_type=q4_k_x"])
     with pytest.raises(ConfigError, match=r"quantization.gguf_type: 'q4_k_x' is not a GGUF type; valid: f16, q8_0"):
         validate(cfg)
+
+
+def test_sweep_files_are_multirun_and_resolve_from_any_directory(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    sweeps = sorted(p.stem for p in (CONF_DIR.parent / "sweeps").glob("*.yaml"))
+    assert {"demo", "quant-ladder", "adapter-ablation"} <= set(sweeps)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for name in sweeps:
+            cfg = hydra_compose(config_name="config", overrides=[f"+sweep={name}"], return_hydra_config=True)
+            assert str(cfg.hydra.mode) == "RunMode.MULTIRUN", name
+            assert cfg.hydra.sweeper.params, name
+    out = subprocess.run([sys.executable, "-m", "slmexp", "+sweep=demo", "--cfg", "hydra"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "+arm: slm-zeroshot,slm-lora,slm-lora-q4km,llm-baseline" in out.stdout

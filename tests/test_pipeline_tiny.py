@@ -122,3 +122,33 @@ def test_bitsandbytes_quantization_on_load(tiny_overrides, tmp_path, quant) -> N
     assert rec["run"]["status"] == "finished" and q["kind"] == "bnb" and q["name"] == quant
     assert 0 < q["memory_footprint_bytes"] < q["full_precision_bytes"]
     assert rec["metrics"]["n_examples"] == 6 and rec["speed"]["peak_rss_mb"] > 0
+
+
+def test_finished_job_is_skipped_on_relaunch_and_changed_job_reruns(tiny_overrides, tmp_path) -> None:
+    import time
+
+    run_dir = tmp_path / "run"
+    first = run_job(compose(tiny_overrides), run_dir=run_dir)
+    before = (run_dir / "run.json").read_bytes()
+    t0 = time.perf_counter()
+    again = run_job(compose(tiny_overrides), run_dir=run_dir)
+    assert again["run"]["skipped"] and time.perf_counter() - t0 < 5
+    assert (run_dir / "run.json").read_bytes() == before, "a skipped job must not rewrite its record"
+    assert again["metrics"] == first["metrics"]
+    # Only location keys may differ; anything else is a different experiment and runs again.
+    moved = run_job(compose([*tiny_overrides, f"paths.output_dir={tmp_path / 'elsewhere'}"]), run_dir=run_dir)
+    assert moved["run"].get("skipped")
+    changed = run_job(compose([*tiny_overrides, "eval.limit=5"]), run_dir=run_dir)
+    assert not changed["run"].get("skipped") and changed["metrics"]["n_examples"] == 5
+
+
+def test_interrupted_job_runs_again(tiny_overrides, tmp_path) -> None:
+    """A record left `running` (the process was killed) is not a finished run: the relaunch recomputes it."""
+    from slmexp.record import write_json_atomic
+
+    run_dir = tmp_path / "run"
+    rec = run_job(compose(tiny_overrides), run_dir=run_dir)
+    rec["run"]["status"] = "running"
+    write_json_atomic(run_dir / "run.json", rec)
+    again = run_job(compose(tiny_overrides), run_dir=run_dir)
+    assert not again["run"].get("skipped") and load(run_dir)["run"]["status"] == "finished"

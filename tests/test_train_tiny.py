@@ -92,3 +92,11 @@ def test_missing_or_empty_train_split(tiny_overrides, tmp_path) -> None:
     cfg = compose([*tiny_overrides, *TRAIN, f"task.data.train={empty}"])
     with pytest.raises(DataError, match=rf"{empty}: no rows \[task.data.train\]"):
         run_job(cfg, run_dir=tmp_path / "b")
+
+
+def test_identical_training_is_reused_from_the_cache(lora_run, tmp_path) -> None:
+    record, _, cfg = lora_run
+    again = run_job(cfg, run_dir=tmp_path / "again")
+    assert record["train"]["cached"] is False and again["train"]["cached"] is True
+    assert again["train"]["last_train_loss"] == record["train"]["last_train_loss"]
+    assert again["metrics"]["values"] == record["metrics"]["values"]
