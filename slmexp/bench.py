@@ -21,7 +21,7 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None}
     arr = np.asarray(values, dtype=float)
-    return {"p50": round(float(np.percentile(arr, 50)), 3), "p95": round(float(np.percentile(arr, 95)), 3)}
+    return {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95))}
 
 
 def time_request(runtime: Any, prompt: str, max_new_tokens: int) -> dict[str, float]:
@@ -55,17 +55,20 @@ def benchmark(runtime: Any, prompts: list[str], *, max_new_tokens: int, warmup: 
             progress.advance(bar)
     wall = time.perf_counter() - t_start
     tpots = [r["tpot_s"] for r in results if "tpot_s" in r]
+
+    def ms(values: list[float]) -> dict[str, float | None]:
+        return {k: round(v * 1000, 3) if v is not None else None for k, v in _percentiles(values).items()}
+
     return {
         "n_requests": len(results),
         "warmup_requests": min(warmup, len(prompts)),
         "max_new_tokens": max_new_tokens,
         "concurrency": 1,
-        "ttft_ms": {k: v * 1000 if v is not None else None for k, v in
-                    _percentiles([r["ttft_s"] for r in results]).items()},
-        "latency_ms": {k: v * 1000 if v is not None else None for k, v in
-                       _percentiles([r["e2e_s"] for r in results]).items()},
-        "tpot_ms": {k: v * 1000 if v is not None else None for k, v in _percentiles(tpots).items()},
-        "decode_tokens_per_s": _percentiles([1.0 / t for t in tpots if t > 0]),
+        "ttft_ms": ms([r["ttft_s"] for r in results]),
+        "latency_ms": ms([r["e2e_s"] for r in results]),
+        "tpot_ms": ms(tpots),
+        "decode_tokens_per_s": {k: round(v, 3) if v is not None else None
+                                for k, v in _percentiles([1.0 / t for t in tpots if t > 0]).items()},
         "output_tokens": {"total": int(sum(r["n_tokens"] for r in results)),
                           **_percentiles([r["n_tokens"] for r in results])},
         "requests_per_s": round(len(results) / wall, 4) if wall else None,

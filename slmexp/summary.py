@@ -9,6 +9,10 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _fmt_rate(value: float | None) -> str:
+    return "n/a (outputs of < 2 tokens)" if value is None else f"{value:.1f} tok/s"
+
+
 def print_summary(record: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.markup import escape
@@ -59,7 +63,7 @@ def print_summary(record: dict[str, Any]) -> None:
     if speed.get("n_requests"):
         table.add_row("speed", f"TTFT p50 {speed['ttft_ms']['p50']:.0f} ms, latency p50/p95 "
                                f"{speed['latency_ms']['p50']:.0f}/{speed['latency_ms']['p95']:.0f} ms, decode "
-                               f"{speed['decode_tokens_per_s']['p50'] or 0:.1f} tok/s (p50), "
+                               f"{_fmt_rate(speed['decode_tokens_per_s']['p50'])} (p50), "
                                f"{speed['requests_per_s']:.2f} req/s; n={speed['n_requests']} after "
                                f"{speed['warmup_requests']} warm-up, concurrency 1")
     table.add_row("stages (s)", ", ".join(f"{k} {v:.1f}" for k, v in run.get("stages_s", {}).items()))
