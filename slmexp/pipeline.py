@@ -1,7 +1,7 @@
 """The job: run the stages in order, own the run directory and keep run.json current after each stage.
 
-resolve model -> (train) -> (quantize) -> runtime -> evaluate -> record. A stage whose group says `none` is
-skipped. Stages take plain DictConfigs, so this module is the only place that knows the order.
+resolve model -> (train) -> (quantize) -> runtime -> evaluate -> (benchmark) -> record. A stage whose group says
+`none` is skipped. Stages take plain DictConfigs, so this module is the only place that knows the order.
 """
 
 from __future__ import annotations
