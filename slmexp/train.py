@@ -220,7 +220,8 @@ def train_key(cfg: DictConfig, task: Task, model_sha: str | None, model_path: Pa
         "model": model_sha or str(model_path),
         "adapter": OmegaConf.to_container(cfg.adapter, resolve=True),
         "train": OmegaConf.to_container(cfg.train, resolve=True),
-        "task_render": OmegaConf.to_container(cfg.task, resolve=True),
+        # The task's rendering settings, not where its files live: the data's sha256 below stands for the data.
+        "task_render": {k: v for k, v in OmegaConf.to_container(cfg.task, resolve=True).items() if k != "data"},
         "data": {k: v for k, v in task.sha256.items() if k in ("train", "validation")},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
