@@ -100,3 +100,24 @@ def test_identical_training_is_reused_from_the_cache(lora_run, tmp_path) -> None
     assert record["train"]["cached"] is False and again["train"]["cached"] is True
     assert again["train"]["last_train_loss"] == record["train"]["last_train_loss"]
     assert again["metrics"]["values"] == record["metrics"]["values"]
+
+
+def test_training_cache_key_follows_data_content_not_paths(tmp_path) -> None:
+    import shutil
+
+    from slmexp.config import DATA_DIR
+    from slmexp.tasks import load_task
+    from slmexp.train import train_key
+
+    copy = tmp_path / "copy"
+    shutil.copytree(DATA_DIR / "support_intent", copy)
+    a = compose(["adapter=lora"])
+    b = compose(["adapter=lora", f"task.data.train={copy}/train.jsonl",
+                 f"task.data.validation={copy}/validation.jsonl"])
+    ta, tb = (load_task(c.task, ["train", "validation"]) for c in (a, b))
+    assert train_key(a, ta, "sha", tmp_path) == train_key(b, tb, "sha", tmp_path)
+    (copy / "train.jsonl").write_text((copy / "train.jsonl").read_text().replace("order_status", "cancel_order", 1))
+    tc = load_task(b.task, ["train", "validation"])
+    assert train_key(b, tc, "sha", tmp_path) != train_key(b, tb, "sha", tmp_path)
+    c = compose(["adapter=lora", "train.learning_rate=5e-4"])
+    assert train_key(c, ta, "sha", tmp_path) != train_key(a, ta, "sha", tmp_path)
