@@ -7,7 +7,7 @@ resolve model -> (train) -> (quantize) -> runtime -> evaluate -> (benchmark) -> 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,12 @@ def run_job(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     run_dir = Path(run_dir or hydra_dir)
     t_start = time.perf_counter()
     container = OmegaConf.to_container(cfg, resolve=True)
-    fp = fingerprint(container)
+    fp = fingerprint(OmegaConf.to_container(cfg, resolve=False))
     previous = _finished_record(run_dir, fp)
     if previous is not None:  # resume: this exact job already finished here; keep it, redo nothing
         previous["run"]["skipped"] = True
         return previous
+    _reset_peak_rss()
     record = RunRecord.start(run_dir, name=str(cfg.name), sweep=sweep, job=job, config=container)
     record.data["run"]["fingerprint"] = fp
     state: dict[str, Any] = {"stage": "validate"}
@@ -67,7 +68,8 @@ _LOCATION_KEYS = ("paths",)
 
 
 def fingerprint(container: dict[str, Any]) -> str:
-    """sha256 of the resolved config minus location keys: equal fingerprints mean the same experiment."""
+    """sha256 of the config as written (interpolations unresolved) minus location keys: equal fingerprints mean
+    the same experiment, also after the checkout or the data dir moved (`${paths.data_dir}/...` stays as is)."""
     import hashlib
     import json
 
@@ -171,8 +173,24 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
         record.set("speed", speed)
 
 
+_STATUS = Path("/proc/self/status")
+
+
+def _reset_peak_rss() -> None:
+    """Reset the kernel's peak-RSS counter (VmHWM) so each job of a multirun, which all share one process,
+    reports its own peak. Linux >= 4.0; elsewhere the figure stays the process's lifetime peak."""
+    with suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def _peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (MB), as the kernel counts it (ru_maxrss is KiB on Linux)."""
+    """Peak resident memory (MiB) since the job started (VmHWM), or the process's lifetime peak (ru_maxrss)."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)  # kB
+    except OSError:
+        pass
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -152,3 +152,30 @@ def test_interrupted_job_runs_again(tiny_overrides, tmp_path) -> None:
     write_json_atomic(run_dir / "run.json", rec)
     again = run_job(compose(tiny_overrides), run_dir=run_dir)
     assert not again["run"].get("skipped") and load(run_dir)["run"]["status"] == "finished"
+
+
+def test_peak_rss_is_per_job_not_per_process() -> None:
+    """Multirun jobs share one process: the peak must be reset at each job start (Linux VmHWM)."""
+    import numpy as np
+
+    from slmexp.pipeline import _peak_rss_mb, _reset_peak_rss
+
+    big = np.ones(200_000_000 // 8)
+    big += 1
+    del big
+    before = _peak_rss_mb()
+    _reset_peak_rss()
+    assert _peak_rss_mb() < before - 150, "VmHWM was not reset"
+
+
+def test_fingerprint_ignores_where_the_data_dir_is(tiny_overrides, tmp_path) -> None:
+    import shutil
+
+    from slmexp.config import DATA_DIR
+
+    run_dir = tmp_path / "run"
+    run_job(compose(tiny_overrides), run_dir=run_dir)
+    moved = tmp_path / "data"
+    shutil.copytree(DATA_DIR, moved)
+    again = run_job(compose([*tiny_overrides, f"paths.data_dir={moved}"]), run_dir=run_dir)
+    assert again["run"].get("skipped")
