@@ -23,13 +23,13 @@ def _app(cfg: DictConfig) -> float | None:
     from slmexp.pipeline import _hydra_context, objective, run_job
     from slmexp.summary import print_summary
 
-    multirun = _hydra_context()[3]
+    run_dir, _sweep, _job, multirun = _hydra_context()
     try:
         record = run_job(cfg)
     except SlmexpError as e:
         from slmexp.record import load
 
-        print_summary(load(_hydra_context()[0]))
+        print_summary(load(run_dir))
         if multirun:  # a failed job must not sink the sweep: it is recorded, the sweep goes on
             log.error("job failed: %s", e)
             return None

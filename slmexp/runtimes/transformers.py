@@ -50,7 +50,7 @@ class TransformersRuntime:
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
         quant = None
-        if quantization_config:  # bitsandbytes applies at load time; the weights never exist in full precision
+        if quantization_config:  # bitsandbytes quantizes each weight as it loads (full precision passes through RAM)
             from slmexp.quantize import bnb_config
 
             quant = bnb_config(quantization_config, self.device)
