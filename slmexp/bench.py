@@ -5,8 +5,12 @@ Figures (all from `time.perf_counter`, warm-up requests excluded and counted sep
 - tpot_ms: mean time per output token after the first, per request ((e2e - ttft) / (n - 1));
 - latency_ms: request start -> last token (end to end, the model stops at EOS or max_new_tokens);
 - decode_tokens_per_s: (n - 1) / (e2e - ttft) per request, requests with >= 2 output tokens only;
-- requests_per_s: measured requests / their total wall time, one request at a time (concurrency 1).
+- requests_per_s: measured requests / their total wall time, one request at a time (concurrency 1);
+- at `concurrency` > 1 (runtimes that can serve requests in parallel: servers), the same prompts are sent again
+  from that many threads and the aggregate requests/s and output tokens/s go in `concurrent`.
 Percentiles are over requests; medians (p50), not means, since a few slow requests skew a mean.
+Token counts come from the runtime's `last_usage` (the model's own tokenizer, or the server's usage field) and
+fall back to the number of streamed chunks; `usage.source` says which.
 """
 
 from __future__ import annotations
@@ -24,21 +28,41 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     return {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95))}
 
 
-def time_request(runtime: Any, prompt: str, max_new_tokens: int) -> dict[str, float]:
-    """Time one streamed request; each yielded chunk is one output token."""
+def time_request(runtime: Any, prompt: str, max_new_tokens: int) -> dict[str, Any]:
+    """Time one streamed request; token counts from the runtime's usage report, else one token per chunk."""
     t0 = time.perf_counter()
     stamps = [t for _chunk, t in runtime.stream(prompt, max_new_tokens)]
     end = time.perf_counter()
-    n = len(stamps)
-    ttft = (stamps[0] - t0) if n else end - t0
-    e2e = (stamps[-1] - t0) if n else end - t0
-    out = {"ttft_s": ttft, "e2e_s": e2e, "n_tokens": n}
-    if n >= 2:
+    usage = dict(getattr(runtime, "last_usage", None) or {})
+    n = int(usage.get("output_tokens") or len(stamps))
+    ttft = (stamps[0] - t0) if stamps else end - t0
+    e2e = (stamps[-1] - t0) if stamps else end - t0
+    out = {"ttft_s": ttft, "e2e_s": e2e, "n_tokens": n, "input_tokens": usage.get("input_tokens"),
+           "token_source": usage.get("source", "chunks")}
+    if n >= 2 and e2e > ttft:
         out["tpot_s"] = (e2e - ttft) / (n - 1)
     return out
 
 
-def benchmark(runtime: Any, prompts: list[str], *, max_new_tokens: int, warmup: int) -> dict[str, Any]:
+def _concurrent(runtime: Any, prompts: list[str], max_new_tokens: int, concurrency: int) -> dict[str, Any]:
+    """Aggregate throughput with `concurrency` requests in flight (threads; the runtime must be thread-safe)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(lambda p: time_request(runtime, p, max_new_tokens), prompts))
+    wall = time.perf_counter() - t0
+    return {"concurrency": concurrency, "n_requests": len(results), "wall_s": round(wall, 3),
+            # a server that drops or cuts off parallel requests shows here, not as a speed-up
+            "empty_responses": sum(1 for r in results if r["n_tokens"] == 0),
+            "requests_per_s": round(len(results) / wall, 4),
+            "output_tokens_per_s": round(sum(r["n_tokens"] for r in results) / wall, 3),
+            "latency_ms": {k: round(v * 1000, 3) if v is not None else None
+                           for k, v in _percentiles([r["e2e_s"] for r in results]).items()}}
+
+
+def benchmark(runtime: Any, prompts: list[str], *, max_new_tokens: int, warmup: int,
+              concurrency: int = 1) -> dict[str, Any]:
     """Run `warmup` untimed requests, then one timed request per prompt; return the record's speed figures."""
     from rich.progress import Progress
 
@@ -59,7 +83,8 @@ def benchmark(runtime: Any, prompts: list[str], *, max_new_tokens: int, warmup: 
     def ms(values: list[float]) -> dict[str, float | None]:
         return {k: round(v * 1000, 3) if v is not None else None for k, v in _percentiles(values).items()}
 
-    return {
+    in_tokens = [r["input_tokens"] for r in results]
+    out = {
         "n_requests": len(results),
         "warmup_requests": min(warmup, len(prompts)),
         "max_new_tokens": max_new_tokens,
@@ -74,4 +99,10 @@ def benchmark(runtime: Any, prompts: list[str], *, max_new_tokens: int, warmup: 
         "requests_per_s": round(len(results) / wall, 4) if wall else None,
         "output_tokens_per_s": round(sum(r["n_tokens"] for r in results) / wall, 3) if wall else None,
         "wall_s": round(wall, 3),
+        "usage": {"requests": len(results), "output_tokens": int(sum(r["n_tokens"] for r in results)),
+                  "input_tokens": int(sum(in_tokens)) if None not in in_tokens else None,
+                  "source": results[0]["token_source"] if results else None},
     }
+    if concurrency > 1 and getattr(runtime, "concurrent_requests", False):
+        out["concurrent"] = _concurrent(runtime, timed, max_new_tokens, concurrency)
+    return out

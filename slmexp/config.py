@@ -101,7 +101,9 @@ def _choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> None:
 
 # Which quantization kinds each runtime can serve: bnb applies inside transformers at load time; llama.cpp
 # serves GGUF files only (a model with quantization=none is served as its shipped GGUF, or exported to F16).
-RUNTIME_QUANT = {"transformers": ("none", "bnb"), "llamacpp": ("none", "gguf")}
+# An endpoint (openai) serves whatever its server loaded: slmexp neither trains nor quantizes for it.
+RUNTIME_QUANT = {"transformers": ("none", "bnb"), "llamacpp": ("none", "gguf"), "openai": ("none",),
+                 "vllm": ("none", "bnb")}
 
 
 def _check_runtime_quantization(cfg: DictConfig) -> None:
@@ -115,6 +117,10 @@ def _check_runtime_quantization(cfg: DictConfig) -> None:
                    + (", or runtime=llamacpp for GGUF" if kind == "gguf" else "")
                    + (", or runtime=transformers for bitsandbytes" if kind == "bnb" else ""))
         raise err
+    if runtime == "openai" and str(cfg.adapter.name) != "none":
+        raise fail("adapter.name", f"adapter={cfg.adapter.name} cannot be trained for runtime=openai: the endpoint "
+                   "serves its own model; train with runtime=transformers, export (quantization=gguf-*), and serve "
+                   "the file (python -m slmexp.serve --model FILE.gguf)")
     if kind == "gguf":
         from slmexp.quantize import GGUF_TYPES  # names only: no llama.cpp import at validation time
 

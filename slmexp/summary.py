@@ -27,7 +27,11 @@ def print_summary(record: dict[str, Any]) -> None:
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
     model = record.get("model") or {}
-    if model:
+    if model.get("endpoint"):
+        ep = model["endpoint"]
+        table.add_row("model", f"{model['name']} ({model['role']}, {model.get('params_b')}B params) served by "
+                               f"{ep['base_url']} as {ep['model']!r}")
+    elif model:
         size_mb = (model.get("bytes_on_disk") or 0) / 1e6
         table.add_row("model", f"{model['name']} ({model['role']}, {model.get('params_b')}B params, "
                                f"{model.get('dtype')}, {size_mb:.0f} MB on disk, from {model.get('source')})")
@@ -66,6 +70,27 @@ def print_summary(record: dict[str, Any]) -> None:
                                f"{_fmt_rate(speed['decode_tokens_per_s']['p50'])} (p50), "
                                f"{speed['requests_per_s']:.2f} req/s; n={speed['n_requests']} after "
                                f"{speed['warmup_requests']} warm-up, concurrency 1")
+        if conc := speed.get("concurrent"):
+            table.add_row("speed, concurrent", f"{conc['requests_per_s']:.2f} req/s, {conc['output_tokens_per_s']:.1f} "
+                                               f"output tok/s with {conc['concurrency']} requests in flight "
+                                               f"(n={conc['n_requests']})")
+    cost = record.get("cost") or {}
+    if cost:
+        per_1k, per_m = cost.get("usd_per_1k_requests"), cost.get("usd_per_1m_output_tokens")
+        if cost["basis"] == "hardware":
+            hw = cost["hardware"]
+            how = f"{hw['instance']} at ${hw['usd_per_hour']}/h ({hw['as_of']}), measured throughput"
+        else:
+            api = cost["api"]
+            how = (f"{api['provider_id']}/{api['model_ref']} ${api['input_usd_per_mtok']}/"
+                   f"${api['output_usd_per_mtok']} per 1M in/out tokens ({api['source']})")
+        money = ", ".join(x for x in (
+            f"${per_1k:.4f} per 1k requests" if per_1k is not None else None,
+            f"${per_m:.3f} per 1M output tokens" if per_m is not None else None,
+            f"${cost['usd_per_correct']:.6f} per correct answer" if cost.get("usd_per_correct") else None,
+            f"{cost['wh_per_1k_requests']:.2f} Wh per 1k requests" if cost.get("wh_per_1k_requests") else None,
+        ) if x)
+        table.add_row("cost", f"{money or 'n/a'}; basis {cost['basis']}: {how}")
     table.add_row("stages (s)", ", ".join(f"{k} {v:.1f}" for k, v in run.get("stages_s", {}).items()))
     table.add_row("wall", f"{run.get('wall_s') or 0:.1f} s")
     if run.get("error"):

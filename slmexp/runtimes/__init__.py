@@ -35,13 +35,12 @@ class Runtime(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-def build_runtime(cfg: DictConfig, model_path: str, adapter_path: str | None = None,
+def build_runtime(cfg: DictConfig, model_path: str | None, adapter_path: str | None = None,
                   gguf_path: str | None = None) -> Runtime:
     """Instantiate `cfg.runtime` (its `_target_`) on a resolved model.
 
     Only the kwargs a run needs are passed: a GGUF file for llama.cpp, a bitsandbytes config for transformers.
     """
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     extra: dict[str, Any] = {}
@@ -49,9 +48,24 @@ def build_runtime(cfg: DictConfig, model_path: str, adapter_path: str | None = N
         extra["gguf_path"] = str(gguf_path)
     if cfg.quantization.kind == "bnb":
         extra["quantization_config"] = OmegaConf.to_container(cfg.quantization.config, resolve=True)
+    from hydra.errors import InstantiationException
+
+    from slmexp.errors import SlmexpError
+
+    try:
+        return _instantiate(cfg, model_path, adapter_path, extra)
+    except InstantiationException as e:  # Hydra wraps the runtime's own error: surface ours unchanged
+        if isinstance(e.__cause__, SlmexpError):
+            raise e.__cause__ from None
+        raise
+
+
+def _instantiate(cfg: DictConfig, model_path: str | None, adapter_path: str | None, extra: dict[str, Any]) -> Any:
+    from hydra.utils import instantiate
+
     return instantiate(
         cfg.runtime,
-        model_path=str(model_path),
+        model_path=None if model_path is None else str(model_path),
         adapter_path=adapter_path,
         trust_remote_code=bool(cfg.model.get("trust_remote_code", False)),
         seed=int(cfg.seed),

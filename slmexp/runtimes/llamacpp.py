@@ -87,6 +87,7 @@ class LlamaCppRuntime:
         tokens = lm.tok_encode(prompt)
         for text in lm.greedy_text(tokens, max_new_tokens):
             yield text, time.perf_counter()
+        self.last_usage = {"input_tokens": len(tokens), "output_tokens": lm.last_generated, "source": "model tokenizer"}
 
     def close(self) -> None:
         # Close explicitly: Llama.__del__ at interpreter exit fails once ctypes globals are already gone.
@@ -317,11 +318,14 @@ class LlamaCppLM(TemplateLM):
                 logits = self._last_logits(tokens)
 
     def greedy_text(self, tokens: list[int], max_new_tokens: int) -> Iterator[str]:
-        """Text chunks of the greedy continuation; a multi-byte character split over tokens comes out whole."""
+        """Text chunks of the greedy continuation; a multi-byte character split over tokens comes out whole.
+        `last_generated` counts the tokens (a chunk can hold several)."""
         import codecs
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.last_generated = 0
         for tok in self.greedy_tokens(tokens, max_new_tokens):
+            self.last_generated += 1
             if text := decoder.decode(self._piece(tok)):
                 yield text
         if tail := decoder.decode(b"", final=True):

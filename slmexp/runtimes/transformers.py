@@ -123,12 +123,16 @@ class TransformersRuntime:
         worker.start()
         eos = self.model.generation_config.eos_token_id
         stop = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        n_out = 0
         while (item := tokens.get()) is not done:
             ids, stamp = item
             if len(ids) == 1 and ids[0] in stop:
                 continue  # the stop token is not output text
+            n_out += len(ids)
             yield self.tokenizer.decode(ids, skip_special_tokens=True), stamp
         worker.join()
+        self.last_usage = {"input_tokens": int(inputs["input_ids"].shape[1]), "output_tokens": n_out,
+                           "source": "model tokenizer"}
         if failure:
             raise failure[0]
 

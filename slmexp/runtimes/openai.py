@@ -1,0 +1,261 @@
+"""Any OpenAI-compatible chat endpoint: cloud APIs (the usual LLM baseline), Azure OpenAI, GitHub Models, Ollama,
+vLLM or llama.cpp servers.
+
+Accuracy goes through lm-eval's own `local-chat-completions` backend (subclassed only to take the key from the env
+var that `runtime.api_key_env` names, and to make failures say which request failed); chat endpoints return no
+log-likelihoods, so tasks are scored on their generation formulation. Speed streams through the `openai` SDK.
+
+A key never enters the config: the config holds the NAME of an environment variable, and the value is read here,
+used in a request header, and never stored on this object's public attributes or written anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from slmexp.errors import SlmexpError
+
+
+class EndpointError(SlmexpError):
+    """The endpoint could not be reached or answered with an error."""
+
+
+def _api_key(api_key_env: str | None) -> str | None:
+    if not api_key_env:
+        return None
+    value = os.environ.get(str(api_key_env))
+    if not value:
+        raise EndpointError(f"runtime.api_key_env: environment variable {api_key_env} is not set (it should hold "
+                            f"the API key; export {api_key_env}=... or set runtime.api_key_env=null for an "
+                            f"endpoint without a key)")
+    return value
+
+
+class OpenAIRuntime:
+    """A remote model behind `base_url` (the API root, e.g. http://127.0.0.1:8080/v1) serving `model`."""
+
+    concurrent_requests = True  # the speed stage may send requests from several threads
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        *,
+        base_url: str,
+        model: str,
+        name: str = "openai",
+        api_key_env: str | None = None,
+        auth_header: str = "Authorization",
+        headers: dict[str, str] | None = None,
+        timeout_s: float = 60.0,
+        connect_timeout_s: float = 5.0,
+        max_retries: int = 3,
+        concurrency: int = 1,
+        max_gen_toks: int = 256,
+        stream_usage: bool = True,
+        verify_certificate: bool = True,
+        seed: int = 0,
+        **_ignored: Any,
+    ) -> None:
+        self.name = name
+        self.base_url = str(base_url).rstrip("/")
+        self.model = str(model)
+        self.timeout_s = float(timeout_s)
+        self.connect_timeout_s = float(connect_timeout_s)
+        self.max_retries = int(max_retries)
+        self.concurrency = int(concurrency)
+        self.max_gen_toks = int(max_gen_toks)
+        self.stream_usage = bool(stream_usage)
+        self.verify_certificate = bool(verify_certificate)
+        self.seed = int(seed)
+        self._auth_header = str(auth_header)
+        self._extra_headers = dict(headers or {})
+        self.__key = _api_key(api_key_env)
+        self._local = threading.local()
+        t0 = time.perf_counter()
+        self.served_models = self._preflight()
+        self.tokenizer = _local_tokenizer(model_path)
+        self.load_s = time.perf_counter() - t0
+        self._client: Any = None
+        self._lm: Any = None
+
+    # --- connection ---
+
+    def headers(self) -> dict[str, str]:
+        h = dict(self._extra_headers)
+        if self.__key:
+            h[self._auth_header] = f"Bearer {self.__key}" if self._auth_header == "Authorization" else self.__key
+        return h
+
+    def _preflight(self) -> list[str] | None:
+        """GET {base_url}/models: fail fast (within the connect timeout) when nothing answers or the key is refused.
+
+        Endpoints without a /models route (404/405) pass: the first real request will tell.
+        """
+        import requests
+
+        url = f"{self.base_url}/models"
+        try:
+            r = requests.get(url, headers=self.headers(), timeout=(self.connect_timeout_s, self.timeout_s),
+                             verify=self.verify_certificate)
+        except requests.exceptions.RequestException as e:
+            raise EndpointError(f"runtime.base_url: {self.base_url} is unreachable (GET {url} failed within "
+                                f"{self.connect_timeout_s:g} s connect / {self.timeout_s:g} s read timeout: "
+                                f"{type(e).__name__})") from None
+        if r.status_code in (401, 403):
+            raise EndpointError(f"runtime.api_key_env: GET {url} -> HTTP {r.status_code} {r.reason}: the endpoint "
+                                f"refused the key: {r.text[:200]}")
+        if not r.ok:
+            return None
+        try:
+            return [m.get("id") for m in r.json().get("data", [])]
+        except ValueError:
+            return None
+
+    def client(self) -> Any:
+        if self._client is None:
+            try:
+                import openai
+            except ImportError:
+                raise SlmexpError("runtime=openai needs the openai SDK: pip install -e '.[openai]'") from None
+            self._client = openai.OpenAI(base_url=self.base_url, api_key=self.__key or "none",
+                                         default_headers=self._extra_headers or None,
+                                         timeout=self.timeout_s, max_retries=self.max_retries)
+        return self._client
+
+    # --- Runtime protocol ---
+
+    def uses_chat_template(self) -> bool:
+        return True  # the server applies the model's chat template to the messages
+
+    def lm_eval_model(self) -> Any:
+        if self._lm is None:
+            self._lm = _make_chat_lm(self)
+        return self._lm
+
+    @property
+    def last_usage(self) -> dict[str, Any] | None:
+        return getattr(self._local, "usage", None)
+
+    def stream(self, prompt: str, max_new_tokens: int) -> Iterator[tuple[str, float]]:
+        """Stream one greedy chat completion; usage from the server's final chunk, else the local tokenizer."""
+        import openai
+
+        messages = [{"role": "user", "content": prompt}]
+        kwargs: dict[str, Any] = dict(model=self.model, messages=messages, max_tokens=max_new_tokens,
+                                      temperature=0, seed=self.seed, stream=True)
+        if self.stream_usage:
+            kwargs["stream_options"] = {"include_usage": True}
+        usage, text = None, []
+        try:
+            for chunk in self.client().chat.completions.create(**kwargs):
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                for choice in chunk.choices or []:
+                    if content := (choice.delta.content if choice.delta else None):
+                        text.append(content)
+                        yield content, time.perf_counter()
+        except openai.APIStatusError as e:
+            raise EndpointError(f"POST {self.base_url}/chat/completions (speed stage, prompt "
+                                f"{prompt[:60]!r}...) -> HTTP {e.status_code}: {str(e)[:300]}") from None
+        except openai.APIConnectionError as e:
+            raise EndpointError(f"runtime.base_url: {self.base_url} stopped answering during the speed stage "
+                                f"({type(e).__name__}: {e})") from None
+        self._local.usage = self._usage(usage, messages, "".join(text))
+
+    def _usage(self, usage: Any, messages: list[dict[str, str]], text: str) -> dict[str, Any]:
+        if usage is not None and usage.completion_tokens is not None:
+            return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens,
+                    "source": "server usage"}
+        if self.tokenizer is not None:
+            ids = self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+            ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+            out = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            return {"input_tokens": len(ids), "output_tokens": len(out), "source": "model tokenizer"}
+        return {"input_tokens": None, "output_tokens": None, "source": "chunks"}
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client = None
+        self._lm = None
+
+    def __enter__(self) -> OpenAIRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAIRuntime(base_url={self.base_url!r}, model={self.model!r})"
+
+
+def _local_tokenizer(model_path: str | None) -> Any:
+    """The served model's own tokenizer when its checkpoint is local (token counts if the server sends no usage)."""
+    if not model_path:
+        return None
+    try:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(model_path)
+    except (OSError, ValueError):
+        return None
+    return tok if getattr(tok, "chat_template", None) else None
+
+
+def _make_chat_lm(rt: OpenAIRuntime) -> Any:
+    """lm-eval's LocalChatCompletion, with our key handling and errors that name the failing request."""
+    from lm_eval.models.openai_completions import LocalChatCompletion
+
+    class SlmexpChatLM(LocalChatCompletion):
+        @property
+        def api_key(self) -> str:  # lm-eval would read OPENAI_API_KEY; we use the variable the config names
+            return ""
+
+        @property
+        def header(self) -> dict[str, str]:
+            return rt.headers()
+
+        def model_call(self, messages: Any, **kwargs: Any) -> Any:
+            import requests
+
+            try:
+                return super().model_call(messages, **kwargs)
+            except requests.exceptions.HTTPError as e:
+                resp = e.response
+                raise EndpointError(f"POST {self.base_url} (accuracy stage, request {_preview(messages)}) -> HTTP "
+                                    f"{resp.status_code} {resp.reason}: {resp.text[:300]}") from None
+            except requests.exceptions.RequestException as e:
+                raise EndpointError(f"runtime.base_url: POST {self.base_url} failed (accuracy stage, request "
+                                    f"{_preview(messages)}): {type(e).__name__} within {self.timeout} s") from None
+
+        def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+            try:
+                return super().generate_until(requests, disable_tqdm=disable_tqdm)
+            except SlmexpError:
+                raise
+            except Exception as e:  # aiohttp errors from the concurrent path, after lm-eval's retries
+                raise EndpointError(f"runtime=openai: a request to {self.base_url} failed after "
+                                    f"{self.max_retries} tries: {type(e).__name__}: {str(e)[:300]}") from None
+
+    return SlmexpChatLM(
+        base_url=f"{rt.base_url}/chat/completions", model=rt.model, tokenizer_backend=None,
+        tokenized_requests=False, num_concurrent=rt.concurrency, max_retries=rt.max_retries,
+        timeout=int(rt.timeout_s), max_gen_toks=rt.max_gen_toks, seed=rt.seed,
+        verify_certificate=rt.verify_certificate,
+    )
+
+
+def _preview(messages: Any) -> str:
+    """The first words of the request's last user message, enough to find it in samples.jsonl."""
+    try:
+        import json
+
+        msgs = messages if isinstance(messages, list) else json.loads(str(messages))
+        content = msgs[-1]["content"] if isinstance(msgs, list) and msgs else str(messages)
+    except (ValueError, KeyError, TypeError, IndexError):
+        content = str(messages)
+    return repr(str(content)[:80]) + "..."
