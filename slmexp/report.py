@@ -266,6 +266,7 @@ def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
     examples = _num(n)
     eval_wall = _num(speed.get("eval_wall_s"))
     usd_1k = _num(cost.get("usd_per_1k_requests")) if finished else None
+    remote = bool(model.get("endpoint"))
 
     def sp(*keys: str) -> float | None:
         return _num(_get(speed, *keys)) if finished else None
@@ -274,10 +275,11 @@ def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
         "accuracy": acc,
         "latency_p50_ms": sp("latency_ms", "p50"), "latency_p95_ms": sp("latency_ms", "p95"),
         "ttft_p50_ms": sp("ttft_ms", "p50"), "decode_tok_s": sp("decode_tokens_per_s", "p50"),
-        "requests_per_s": sp("requests_per_s"), "peak_rss_mb": sp("peak_rss_mb"),
+        # a remote endpoint's memory is the server's, not this client's: not measured, so an empty cell
+        "requests_per_s": sp("requests_per_s"), "peak_rss_mb": None if remote else sp("peak_rss_mb"),
         "eval_ms_per_example": (1000 * eval_wall / examples) if finished and eval_wall and examples else None,
         "usd_per_1k_req": usd_1k,
-        "usd_per_1m_tok": _num(cost.get("usd_per_1m_tokens")) if finished else None,
+        "usd_per_1m_tok": _num(cost.get("usd_per_1m_output_tokens")) if finished else None,
         "usd_per_1k_correct": usd_1k / acc if usd_1k is not None and acc else None,
     }
     return {
@@ -290,7 +292,8 @@ def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
         "error": f"{err.get('stage')}: {err.get('type')}" if err else "",
         "n": int(n) if isinstance(n, int | float) and not isinstance(n, bool) else None,
         "metric": str(primary or ""),
-        "size_mb": _size_mb(rec) if finished else None,  # a failed run may not have reached quantization
+        # a failed run may not have reached quantization; an endpoint's weights are not on this disk
+        "size_mb": _size_mb(rec) if finished and not remote else None,
         "measured": measured,
         "samples": samples,
         "config": _config_key(rec),

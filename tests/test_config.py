@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from slmexp.config import CONF_DIR, validate
 from slmexp.errors import ConfigError
 from tests.conftest import compose
 
-GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("local",))
-APPENDED = ("arm", "sweep")
+# hydra/: launcher configs of Hydra plugins (tested where they run, in tests/test_sweeps.py)
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("local", "hydra"))
+APPENDED = ("arm", "sweep", "rung")
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]
 
 
@@ -17,14 +21,21 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.ya
 def test_every_group_option_composes(group: str, option: str) -> None:
     # GGUF files are served by llama.cpp only: pair them with it (the refusal is tested below).
     pair = ["runtime=llamacpp"] if option.startswith("gguf-") else []
+    if group == "model" and not compose([f"model={option}"]).model.source.hub:
+        pair = ["runtime=openai"]  # an API model: no weights, an endpoint serves it
     plus = "+" if group in APPENDED else ""  # arms and sweeps are appended to the defaults, like experiments
     cfg = compose([f"{plus}{group}={option}", *pair])
     # Resolving every interpolation catches a bad ${...} in any file.
     from omegaconf import OmegaConf
 
     OmegaConf.to_container(cfg, resolve=True)
-    if group not in ("debug",):
-        validate(cfg)
+    if group in ("debug",):
+        return
+    if cfg.runtime.name == "vllm" and not HAS_VLLM:  # refused at config time, naming the key and the install
+        with pytest.raises(ConfigError, match=r"runtime.name: runtime=vllm needs the vllm package"):
+            validate(cfg)
+        return
+    validate(cfg)
 
 
 def test_every_model_config_is_complete() -> None:
@@ -32,6 +43,9 @@ def test_every_model_config_is_complete() -> None:
         cfg = compose([f"model={path.stem}"])
         assert cfg.model.name == path.stem, f"{path}: name must equal the file name"
         assert cfg.model.role in ("slm", "baseline")
+        if not any(cfg.model.source.get(k) for k in ("path", "hub", "wheel")):  # an API model (runtime=openai)
+            assert cfg.model.role == "baseline", f"{path}: a model without weights is an API baseline"
+            continue
         assert cfg.model.source.hub, f"{path}: configs name a Hub id for real use"
         if cfg.model.source.wheel:
             assert len(cfg.model.source.wheel.sha256) == 64
