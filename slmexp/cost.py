@@ -97,7 +97,7 @@ def compute(cost_cfg: DictConfig, runtime_cfg: DictConfig, speed: dict[str, Any]
     per_1k = out.get("usd_per_1k_requests")
     out["usd_per_correct"] = per_1k / 1000 / accuracy if per_1k is not None and accuracy else None
     energy = speed.get("energy")
-    if energy and energy.get("kwh") is not None and speed.get("n_requests"):
+    if energy and energy.get("kwh") and speed.get("n_requests"):  # 0 kWh = no power sample taken (< 1 s): unmeasured
         out["wh_per_1k_requests"] = energy["kwh"] * 1000 / speed["n_requests"] * 1000
         out["energy"] = energy
     return {k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in out.items()}  # 6 significant digits
