@@ -16,6 +16,7 @@ fall back to the number of streamed chunks; `usage.source` says which.
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -62,8 +63,12 @@ def _concurrent(runtime: Any, prompts: list[str], max_new_tokens: int, concurren
 
 
 def benchmark(runtime: Any, prompts: list[str], *, max_new_tokens: int, warmup: int,
-              concurrency: int = 1) -> dict[str, Any]:
-    """Run `warmup` untimed requests, then one timed request per prompt; return the record's speed figures."""
+              concurrency: int = 1, measure: AbstractContextManager | None = None) -> dict[str, Any]:
+    """Run `warmup` untimed requests, then one timed request per prompt; return the record's speed figures.
+
+    `measure` (e.g. an energy tracker) wraps exactly the sequential timed requests: not the warm-up, not the
+    concurrent pass, so its figures divide by `n_requests`.
+    """
     from rich.progress import Progress
 
     for prompt in prompts[:warmup]:
@@ -71,13 +76,13 @@ def benchmark(runtime: Any, prompts: list[str], *, max_new_tokens: int, warmup: 
             pass
     timed = prompts[warmup:] if len(prompts) > warmup else prompts
     results = []
-    t_start = time.perf_counter()
-    with Progress(transient=True) as progress:
+    with measure or nullcontext(), Progress(transient=True) as progress:
+        t_start = time.perf_counter()  # after the tracker started: its set-up is not request time
         bar = progress.add_task(f"benchmark ({runtime.name})", total=len(timed))
         for prompt in timed:
             results.append(time_request(runtime, prompt, max_new_tokens))
             progress.advance(bar)
-    wall = time.perf_counter() - t_start
+        wall = time.perf_counter() - t_start
     tpots = [r["tpot_s"] for r in results if "tpot_s" in r]
 
     def ms(values: list[float]) -> dict[str, float | None]:

@@ -194,17 +194,11 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
 
             with _stage(record, "benchmark", state):
                 rows = task.splits[str(cfg.eval.split)][: int(bench_cfg.warmup) + int(bench_cfg.n)]
-                prompts = [render_prompt(task.cfg, r) for r in rows]
-                warmup = int(bench_cfg.warmup)
-                for prompt in prompts[:warmup]:  # outside the energy window as well
-                    for _ in runtime.stream(prompt, int(bench_cfg.max_new_tokens)):
-                        pass
                 energy: dict[str, Any] = {}
-                with energy_tracker(cfg.get("cost"), enabled=not remote, sink=energy):
-                    speed.update(benchmark(runtime, prompts[warmup:] or prompts,
-                                           max_new_tokens=int(bench_cfg.max_new_tokens), warmup=0,
-                                           concurrency=int(bench_cfg.get("concurrency") or 1)))
-                speed["warmup_requests"] = min(warmup, len(prompts))
+                speed.update(benchmark(runtime, [render_prompt(task.cfg, r) for r in rows],
+                                       max_new_tokens=int(bench_cfg.max_new_tokens), warmup=int(bench_cfg.warmup),
+                                       concurrency=int(bench_cfg.get("concurrency") or 1),
+                                       measure=energy_tracker(cfg.get("cost"), enabled=not remote, sink=energy)))
                 if energy:
                     speed["energy"] = energy
         speed["peak_rss_mb"] = _peak_rss_mb()

@@ -132,6 +132,16 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def flatten(obj: Any, sep: str = ".", prefix: str = "") -> dict[str, Any]:
+    """Nested dicts to one level: {"a": {"b": 1}} -> {"a.b": 1}; lists and scalars are leaves."""
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(flatten(v, sep, f"{prefix}{sep}{k}" if prefix else str(k)))
+        return out
+    return {prefix: obj}
+
+
 def provenance(seed: int | None, data_sha256: dict[str, str], model_sha256: str | None) -> dict[str, Any]:
     versions = {}
     for pkg in _PACKAGES:

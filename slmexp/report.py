@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slmexp.record import RECORD_NAME, load
+from slmexp.record import RECORD_NAME, flatten, load
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -230,15 +230,6 @@ def _config_key(rec: dict[str, Any]) -> dict[str, Any]:
     return _strip_seed({k: v for k, v in cfg.items() if k not in ignored})
 
 
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(obj, dict):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: obj}
-
-
 def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
     """Everything one record contributes, before seeds are collapsed and the baseline is known."""
     cfg = rec.get("config") or {}
@@ -416,7 +407,7 @@ def _variants(groups: list[list[dict[str, Any]]]) -> list[str]:
     from an older config layout) last; at most three are shown.
     """
     ident = [(g[0]["task"], g[0]["model"], g[0]["adapter"], g[0]["quantization"], g[0]["runtime"]) for g in groups]
-    flats = [_flatten(g[0]["config"]) for g in groups]
+    flats = [flatten(g[0]["config"]) for g in groups]
     variants = [""] * len(groups)
     for key in sorted(set(ident)):
         members = [i for i, k in enumerate(ident) if k == key]

@@ -19,21 +19,13 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from slmexp.record import flatten
+
 log = logging.getLogger("slmexp")
 
 
 def enabled(logger_cfg: DictConfig | None) -> bool:
     return logger_cfg is not None and logger_cfg.get("name") == "wandb"
-
-
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}{k}/"))
-    elif isinstance(obj, int | float | str | bool) or obj is None:
-        out[prefix.rstrip("/")] = obj
-    return out
 
 
 def job_type(record: dict[str, Any]) -> str:
@@ -95,7 +87,8 @@ def _log_job(logger_cfg: DictConfig, record: dict[str, Any], run_dir: Path) -> P
             summary["accuracy"] = metrics["values"][metrics["primary"]]
         summary["metrics/n_examples"] = metrics.get("n_examples")
         for block in ("speed", "cost", "quantization", "train"):
-            summary.update({f"{block}/{k}": v for k, v in _flatten(record.get(block) or {}).items()})
+            summary.update({f"{block}/{k}": v for k, v in flatten(record.get(block) or {}, sep="/").items()
+                            if isinstance(v, int | float | str | bool)})  # W&B summary: scalars only
         model = record.get("model") or {}
         summary["model/bytes_on_disk"] = model.get("bytes_on_disk")
         if run.get("error"):

@@ -254,7 +254,9 @@ def _preview(messages: Any) -> str:
     try:
         import json
 
-        msgs = messages if isinstance(messages, list) else json.loads(str(messages))
+        batch = isinstance(messages, list) and messages and not isinstance(messages[-1], dict)
+        msgs = messages[-1] if batch else messages  # a batch of one conversation, or the conversation itself
+        msgs = json.loads(msgs.prompt) if hasattr(msgs, "prompt") else msgs  # lm-eval's JsonChatStr
         content = msgs[-1]["content"] if isinstance(msgs, list) and msgs else str(messages)
     except (ValueError, KeyError, TypeError, IndexError):
         content = str(messages)
