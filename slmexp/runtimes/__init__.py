@@ -36,16 +36,19 @@ class Runtime(Protocol):
 
 
 def build_runtime(cfg: DictConfig, model_path: str | None, adapter_path: str | None = None,
-                  gguf_path: str | None = None) -> Runtime:
+                  gguf_path: str | None = None, onnx_path: str | None = None) -> Runtime:
     """Instantiate `cfg.runtime` (its `_target_`) on a resolved model.
 
-    Only the kwargs a run needs are passed: a GGUF file for llama.cpp, a bitsandbytes config for transformers.
+    Only the kwargs a run needs are passed: a GGUF file for llama.cpp, an exported ONNX folder for ONNX Runtime
+    GenAI, a bitsandbytes config for transformers.
     """
     from omegaconf import OmegaConf
 
     extra: dict[str, Any] = {}
     if gguf_path is not None:
         extra["gguf_path"] = str(gguf_path)
+    if onnx_path is not None:
+        extra["onnx_path"] = str(onnx_path)
     if cfg.quantization.kind == "bnb":
         extra["quantization_config"] = OmegaConf.to_container(cfg.quantization.config, resolve=True)
     from hydra.errors import InstantiationException
