@@ -10,9 +10,10 @@ lm-eval has no ONNX Runtime backend, so `OrtGenAILM` is written here over one `o
 - generation is the generator's own greedy search (`generate_next_token`, do_sample false), as a deployment
   would call it.
 Token ids come from the HF tokenizer of the exported folder (the same tokenizer.json ONNX Runtime GenAI loads),
-encoded exactly as lm-eval's HFLM encodes, so that scores are comparable request for request with
-runtime=transformers; tests/test_ortgenai.py checks that ONNX Runtime's own tokenizer gives the same ids.
-Text is decoded with ONNX Runtime GenAI's incremental `TokenizerStream`.
+encoded and decoded exactly as lm-eval's HFLM does, so that scores and generated text are comparable request for
+request with runtime=transformers; tests/test_ortgenai.py checks that ONNX Runtime's own tokenizer gives the same
+ids. (Its `TokenizerStream` is not used for text: on a lone byte of a multi-byte character it also drops the next
+token's first character.)
 """
 
 from __future__ import annotations
@@ -72,7 +73,10 @@ class OrtGenAIRuntime:
         # The exported folder's tokenizer files are the checkpoint's (the builder copies them).
         self.tokenizer = AutoTokenizer.from_pretrained(self.onnx_path, trust_remote_code=trust_remote_code)
         self.load_s = time.perf_counter() - t0
-        self._lm = OrtGenAILM(self.model, self.tokenizer, max_length=max_length, max_gen_toks=max_gen_toks)
+        with open(f"{self.onnx_path}/genai_config.json") as f:  # the model's own window caps runtime.max_length
+            context = int(json.load(f)["model"].get("context_length") or max_length)
+        self.max_length = min(int(max_length), context)
+        self._lm = OrtGenAILM(self.model, self.tokenizer, max_length=self.max_length, max_gen_toks=max_gen_toks)
 
     def uses_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
@@ -278,14 +282,25 @@ class OrtGenAILM(TemplateLM):
         # The generated tokens stay in the generator past `_tokens`; the next request rewinds over them.
 
     def greedy_text(self, tokens: list[int], max_new_tokens: int) -> Iterator[str]:
-        """Text chunks of the greedy continuation, decoded incrementally by ONNX Runtime GenAI's TokenizerStream
-        (a character split over tokens comes out whole). `last_generated` counts the tokens."""
-        stream = self._og_tokenizer.create_stream()
+        """Text chunks of the greedy continuation, each the growth of the decoded text so far: a character whose
+        bytes span tokens comes out whole, and the chunks join to exactly `tok_decode` of every generated token
+        (as HF decodes them, U+FFFD included for bytes that never form a character). `last_generated` counts
+        the tokens."""
+        ids: list[int] = []
+        emitted = ""
         self.last_generated = 0
         for tok in self.greedy_tokens(tokens, max_new_tokens):
+            ids.append(tok)
             self.last_generated += 1
-            if text := stream.decode(tok):
-                yield text
+            text = self.tok_decode(ids)
+            if text.endswith("\ufffd"):
+                continue  # maybe the first bytes of a character: wait for the rest
+            if len(text) > len(emitted) and text.startswith(emitted):
+                yield text[len(emitted):]
+                emitted = text
+        final = self.tok_decode(ids)
+        if len(final) > len(emitted) and final.startswith(emitted):
+            yield final[len(emitted):]
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         """Greedy generation that stops at any `until` string, EOS, or `max_gen_toks`, like HFLM."""
