@@ -297,12 +297,16 @@ def available_cores() -> int:
 
 # --- Ollama: a Modelfile next to an exported GGUF -----------------------------------------------------------------
 
-# Ollama's Go template for ChatML (SmolLM2, Qwen2.5): one block per message, then the assistant's turn. Ollama puts
-# the Modelfile's SYSTEM in front as a system message when a request has none, as the HF templates do.
-_CHATML_TEMPLATE = """{{- range .Messages }}<|im_start|>{{ .Role }}
+# Ollama's Go template for ChatML (SmolLM2, Qwen2.5): the system turn, then user/assistant turns, then the assistant's
+# turn opened. Ollama fills .System from the Modelfile's SYSTEM when a request brings no system message, as the HF
+# templates insert their default one.
+_CHATML_TEMPLATE = """{{ if .System }}<|im_start|>system
+{{ .System }}<|im_end|>
+{{ end }}{{ range .Messages }}{{ if eq .Role "user" }}<|im_start|>user
 {{ .Content }}<|im_end|>
-{{ end }}<|im_start|>assistant
-"""
+<|im_start|>assistant
+{{ else if eq .Role "assistant" }}{{ .Content }}<|im_end|>
+{{ end }}{{ end }}"""
 
 
 def _chatml_default_system(tokenizer: Any) -> tuple[bool, str | None]:

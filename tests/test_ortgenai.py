@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from slmexp.errors import ConfigError
-from tests.conftest import build_tiny_model, compose
+from tests.conftest import compose
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("onnxruntime_genai") is None
                                 or importlib.util.find_spec("onnx_ir") is None,
@@ -42,8 +42,8 @@ PAIRS = [("Where is my order?", " Intent: order_status"), ("I want to cancel", "
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("ort") / "tiny-llama")
+def tiny_dir(tiny_model_dir) -> Path:
+    return tiny_model_dir  # the session's tiny llama (tests/conftest.py): built once for the whole suite
 
 
 @pytest.fixture(scope="module")
