@@ -216,28 +216,34 @@ def test_lora_job_exports_the_merged_model(tiny_overrides, tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_smollm2_fp32_equals_hf_and_int4_stays_near(tmp_path) -> None:
-    """The real SmolLM2-135M: fp32 export greedy-equal to HF on chat prompts and log-likelihoods within 2e-3;
-    the int4 export's log-likelihoods of the support-intent label continuations within 1.5 nats of HF's."""
+def test_smollm2_exports_score_like_hf(tmp_path) -> None:
+    """The real SmolLM2-135M on 12 support-intent test messages (lm-eval's rolling log-likelihood): the fp32 export
+    scores like HF within 1e-3 nats per token and decodes greedily to HF's text; int8 and int4 (round-to-nearest,
+    every matmul including the tied output layer) cost perplexity. Measured: HF 4.859 nats/token, fp32 +7e-6,
+    int8 +0.010, int4 +0.236 (mean |d| 0.27 per token)."""
+    import json
+
     from slmexp import models
+    from slmexp.config import DATA_DIR
     from slmexp.quantize_onnx import export_onnx
     from slmexp.runtimes.ortgenai import OrtGenAIRuntime
     from slmexp.runtimes.transformers import TransformersRuntime
 
     cfg = compose([])
     hf_dir = models.resolve(cfg.model, cfg.paths.cache_dir).path
-    hf = TransformersRuntime(str(hf_dir), device="cpu")
-    pairs = [("Customer message: where is my parcel?\nIntent:", f" {label}")
-             for label in ("order_status", "cancel_order", "return_item", "refund_status")]
-    ref = hf.lm_eval_model().loglikelihood(_instances("loglikelihood", pairs), disable_tqdm=True)
+    with open(DATA_DIR / "support_intent" / "test.jsonl") as f:
+        texts = [(json.loads(line)["text"],) for line in list(f)[:12]]
     prompts = ["Where is my order?", "I want a refund.", "What is 2+2?", "Name three colors."]
-    ref_text = ["".join(c for c, _t in hf.stream(p, 12)) for p in prompts]
-    hf.close()
-    for precision, tol in (("fp32", 2e-3), ("int4", 1.5)):
+    with TransformersRuntime(str(hf_dir), device="cpu") as hf:
+        n_tokens = sum(len(hf.tokenizer(t)["input_ids"]) for (t,) in texts)
+        ref = hf.lm_eval_model().loglikelihood_rolling(_instances("loglikelihood_rolling", texts), disable_tqdm=True)
+        ref_text = ["".join(c for c, _t in hf.stream(p, 12)) for p in prompts]
+    for precision, tol in (("fp32", 1e-3), ("int8", 0.05), ("int4", 0.5)):
         art = export_onnx(hf_dir, cfg.paths.cache_dir, precision)
         with OrtGenAIRuntime(str(hf_dir), onnx_path=str(art.path)) as rt:
-            ours = rt.lm_eval_model().loglikelihood(_instances("loglikelihood", pairs), disable_tqdm=True)
-            for (a, _), (b, _) in zip(ours, ref, strict=True):
-                assert abs(a - b) < tol, (precision, a, b)
+            ours = rt.lm_eval_model().loglikelihood_rolling(_instances("loglikelihood_rolling", texts),
+                                                             disable_tqdm=True)
+            drift = sum(abs(a - b) for a, b in zip(ours, ref, strict=True)) / n_tokens
+            assert drift < tol, (precision, drift)
             if precision == "fp32":
                 assert ["".join(c for c, _t in rt.stream(p, 12)) for p in prompts] == ref_text
