@@ -190,8 +190,8 @@ class OrtGenAILM(TemplateLM):
     def close(self) -> None:
         self._generator = None
 
-    def _run(self, tokens: Sequence[int], keep: int) -> Any:
-        """Run `tokens[keep:]` after the first `keep` cached positions; return the logits rows of that suffix."""
+    def _run(self, tokens: Sequence[int], keep: int) -> None:
+        """Run `tokens[keep:]` after the first `keep` cached positions (their logits: `get_output("logits")`)."""
         import numpy as np
 
         if len(tokens) > self.max_length:
@@ -203,7 +203,6 @@ class OrtGenAILM(TemplateLM):
             self._generator.rewind_to(keep)
         self._generator.append_tokens(np.asarray(tokens[keep:], dtype=np.int32))
         self._tokens = list(tokens)
-        return self._generator.get_output("logits")
 
     def _cached_prefix(self, tokens: Sequence[int]) -> int:
         n = 0
@@ -218,7 +217,8 @@ class OrtGenAILM(TemplateLM):
         import numpy as np
 
         keep = min(self._cached_prefix(tokens), len(self._rows), len(tokens) - 1)
-        new = np.asarray(self._run(tokens, keep))[0]
+        self._run(tokens, keep)
+        new = np.asarray(self._generator.get_output("logits"))[0]  # a copy: one row per position just run
         self._rows = np.concatenate([self._rows[:keep], new]) if keep else new.copy()
         return self._rows
 
