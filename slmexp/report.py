@@ -74,7 +74,7 @@ COLUMN_DOC: dict[str, str] = {
     "requests_per_s": "sequential throughput of the speed stage (requests/s)",
     "peak_rss_mb": "peak resident memory of the run's process (MiB)",
     "eval_ms_per_example": "wall time of the batched accuracy pass / n (ms per example; not a latency)",
-    "size_mb": "weights on disk (MB = 1e6 bytes): the served GGUF if any, else the model checkpoint",
+    "size_mb": "weights on disk (MB = 1e6 bytes): the served GGUF or ONNX export if any, else the model checkpoint",
     "usd_per_1k_req": "cost per 1,000 requests (USD)", "usd_per_1m_tok": "cost per 1M tokens (USD)",
     "usd_per_1k_correct": "cost of 1,000 correct answers = $/1k requests / accuracy (USD)",
     "speedup": "baseline latency p50 / row latency p50 (>1 = faster than baseline)",
@@ -196,7 +196,7 @@ def _quant_name(rec: dict[str, Any]) -> str:
 
 def _size_mb(rec: dict[str, Any]) -> float | None:
     q = rec.get("quantization") or {}
-    nbytes = q.get("bytes") if q.get("kind") == "gguf" else None
+    nbytes = q.get("bytes") if q.get("kind") in ("gguf", "onnx") else None
     if nbytes is None:
         nbytes = _get(rec, "model", "bytes_on_disk")
     v = _num(nbytes)
@@ -595,7 +595,8 @@ def _caption(df: pd.DataFrame, caption: str | None) -> str:
         "Accuracy is the mean over seeds ± sample std when n_seeds > 1; 95% CI: percentile bootstrap over test "
         f"examples ({BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}). retained % = accuracy / baseline "
         "accuracy × 100. Latency: end-to-end per request, one at a time (ms); decode tok/s: median tokens/s after "
-        "the first token; peak RSS in MiB; size in MB (1e6 bytes) of the served GGUF, else the checkpoint. $/1k req: "
+        "the first token; peak RSS in MiB; size in MB (1e6 bytes) of the served GGUF or ONNX export, else the "
+        "checkpoint. $/1k req: "
         "USD per 1,000 requests; $/1k correct = $/1k req / accuracy. speed-up = baseline latency p50 / row latency "
         "p50; cost ratio = row $/1k req / baseline $/1k req. b/c: paired examples the row gets right and the "
         "baseline wrong / the reverse; McNemar p: two-sided exact test on b, c (examples matched by id; largest p "

@@ -243,6 +243,9 @@ def test_lora_job_exports_the_merged_model(tiny_overrides, tmp_path) -> None:
     assert quant["kind"] == "onnx" and quant["precision"] == "int4" and quant["op_types"]["MatMulNBits"] > 0
     assert quant["source"] == record["model"]["evaluated_path"] and quant["source"].endswith("merged")
     assert 0 < quant["bytes"] < quant["full_precision_bytes"]
+    from slmexp.report import _size_mb
+
+    assert _size_mb(record) == pytest.approx(quant["bytes"] / 1e6)  # the table's size is the served export's
     assert record["metrics"]["n_examples"] == 6
     assert record["speed"]["decode_tokens_per_s"]["p50"] > 0 and record["cost"]["usd_per_1k_requests"] > 0
 
