@@ -344,8 +344,8 @@ def write_ollama_modelfile(gguf_path: Path, hf_dir: Path) -> Path:
     chatml, system = _chatml_default_system(tokenizer)
     stops = [t for t in dict.fromkeys(["<|im_end|>" if chatml else None, tokenizer.eos_token]) if t]
     lines = [f"# Ollama Modelfile for {gguf_path.name}, written by slmexp from {hf_dir}.",
-             "# Serve it:  ollama create NAME -f Modelfile && ollama serve   (then: slmexp runtime=ollama "
-             "runtime.model=NAME)",
+             "# Serve it (with `ollama serve` running):  ollama create NAME -f Modelfile   "
+             "then: slmexp runtime=ollama runtime.model=NAME",
              f"FROM ./{gguf_path.name}"]
     if chatml:
         lines.append(f'TEMPLATE """{_CHATML_TEMPLATE}"""')
