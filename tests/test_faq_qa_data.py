@@ -9,30 +9,22 @@ splits, and test questions that are not just copies of training questions.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from slmexp.tasks.generators import faq_qa as gen
+from tests import data_checks as checks
 
 DATA_DIR = gen.DEFAULT_OUT_DIR
 SPLITS = tuple(gen.SPLIT_SIZES)
-REGENERATE = "python -m slmexp.tasks.generators.faq_qa"
 KEYS = ["id", "context", "history", "question", "answers", "topic"]
-
-
-def _read(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
 
 
 @pytest.fixture(scope="module")
 def shipped() -> dict[str, list[dict]]:
-    return {split: _read(DATA_DIR / f"{split}.jsonl") for split in SPLITS}
+    return checks.read_splits(DATA_DIR, SPLITS)
 
 
 def _all(shipped: dict[str, list[dict]]) -> list[dict]:
@@ -40,30 +32,20 @@ def _all(shipped: dict[str, list[dict]]) -> list[dict]:
 
 
 def test_regenerating_with_default_seed_is_byte_identical(tmp_path: Path) -> None:
-    written = gen.write(tmp_path, gen.DEFAULT_SEED)
-    assert sorted(written) == sorted(SPLITS)
-    for split in SPLITS:
-        fresh = (tmp_path / f"{split}.jsonl").read_bytes()
-        committed = (DATA_DIR / f"{split}.jsonl").read_bytes()
-        assert fresh == committed, f"{split}.jsonl is stale or hand-edited; rerun `{REGENERATE}`"
+    checks.assert_regenerates_byte_identical(gen, tmp_path)
 
 
 def test_generate_matches_files_and_depends_on_seed(shipped: dict[str, list[dict]]) -> None:
-    assert gen.generate() == shipped
-    assert gen.generate(seed=gen.DEFAULT_SEED + 1)["test"] != shipped["test"]
+    checks.assert_generate_matches_and_depends_on_seed(gen, shipped)
 
 
 def test_file_format(shipped: dict[str, list[dict]]) -> None:
-    for split in SPLITS:
-        raw = (DATA_DIR / f"{split}.jsonl").read_bytes()
-        assert raw.endswith(b"\n") and b"\r" not in raw
-        for i, row in enumerate(shipped[split], start=1):
-            assert list(row) == KEYS
-            assert row["id"] == f"qa-{split}-{i:04d}"
-            for key in ("context", "question", "topic"):
-                assert isinstance(row[key], str) and row[key] and row[key].strip() == row[key], row["id"]
-            assert row["topic"] in gen.TOPIC_NAMES
-            assert row["context"].count("\n- ") in range(gen.MIN_FACTS, gen.MAX_FACTS + 1), row["id"]
+    checks.assert_file_format(DATA_DIR, shipped, KEYS, "qa")
+    for row in _all(shipped):
+        for key in ("context", "question", "topic"):
+            assert isinstance(row[key], str) and row[key] and row[key].strip() == row[key], row["id"]
+        assert row["topic"] in gen.TOPIC_NAMES
+        assert row["context"].count("\n- ") in range(gen.MIN_FACTS, gen.MAX_FACTS + 1), row["id"]
 
 
 def test_history_alternates_and_ends_with_the_agent(shipped: dict[str, list[dict]]) -> None:
@@ -102,23 +84,13 @@ def test_length_bounds(shipped: dict[str, list[dict]]) -> None:
 
 def test_split_sizes_and_topic_balance(shipped: dict[str, list[dict]]) -> None:
     assert len(gen.TOPICS) >= 15
-    for split, size in gen.SPLIT_SIZES.items():
-        rows = shipped[split]
-        assert len(rows) == size
-        counts = Counter(row["topic"] for row in rows)
-        assert set(counts) == set(gen.TOPIC_NAMES), f"{split}: topics missing"
-        share = size / len(gen.TOPICS)
-        assert all(abs(n - share) < 1 for n in counts.values()), f"{split}: {counts}"
+    checks.assert_sizes_and_balance(shipped, gen.SPLIT_SIZES, gen.TOPIC_NAMES, lambda row: row["topic"])
     totals = Counter(row["topic"] for row in _all(shipped))
     assert max(totals.values()) - min(totals.values()) <= 1
 
 
 def test_no_duplicate_examples_within_or_across_splits(shipped: dict[str, list[dict]]) -> None:
-    where: dict[str, str] = {}
-    for row in _all(shipped):
-        key = gen.row_key(row)
-        assert key not in where, f"{row['id']} duplicates {where[key]}"
-        where[key] = row["id"]
+    checks.assert_no_duplicates(shipped, gen.row_key)
 
 
 def test_test_questions_are_mostly_unseen_in_train(shipped: dict[str, list[dict]]) -> None:
@@ -137,13 +109,4 @@ def test_companies_and_phrasings_are_varied() -> None:
 
 
 def test_data_card_numbers_match_the_files(shipped: dict[str, list[dict]]) -> None:
-    """The card pastes counts and hashes by hand; keep it from drifting when the data is regenerated."""
-    card = (DATA_DIR / "DATA_CARD.md").read_text(encoding="utf-8")
-    for split in SPLITS:
-        digest = hashlib.sha256((DATA_DIR / f"{split}.jsonl").read_bytes()).hexdigest()
-        assert re.search(rf"^{split}\s+{digest}$", card, re.MULTILINE), f"DATA_CARD.md: stale sha256 for {split}"
-        assert f"| {split} | {len(shipped[split])} |" in card, f"DATA_CARD.md: row count for {split}"
-    for topic in gen.TOPIC_NAMES:
-        counts = [sum(row["topic"] == topic for row in shipped[split]) for split in SPLITS]
-        line = f"| `{topic}` | " + " | ".join(str(n) for n in [*counts, sum(counts)]) + " |"
-        assert line in card, f"DATA_CARD.md: per-topic row for {topic} should read {line}"
+    checks.assert_data_card_matches(DATA_DIR, shipped, gen.TOPIC_NAMES, lambda row: row["topic"], "topic")

@@ -9,8 +9,6 @@ recoverable from the document text, sizes, layout balance, the length bound and 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import re
 from collections import Counter
 from decimal import ROUND_HALF_UP, Decimal
@@ -19,21 +17,16 @@ from pathlib import Path
 import pytest
 
 from slmexp.tasks.generators import invoice_extraction as gen
+from tests import data_checks as checks
 
 DATA_DIR = gen.DEFAULT_OUT_DIR
 SPLITS = tuple(gen.SPLIT_SIZES)
-REGENERATE = "python -m slmexp.tasks.generators.invoice_extraction"
 DATE_FORMATS = ("long-us", "short-us", "long-uk", "short-uk", "iso", "weekday", "dotted", "de-long")
-
-
-def _read(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
 
 
 @pytest.fixture(scope="module")
 def shipped() -> dict[str, list[dict]]:
-    return {split: _read(DATA_DIR / f"{split}.jsonl") for split in SPLITS}
+    return checks.read_splits(DATA_DIR, SPLITS)
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +35,7 @@ def documents() -> dict[str, list[tuple[gen.Invoice, str]]]:
 
 
 def test_regenerating_with_default_seed_is_byte_identical(tmp_path: Path) -> None:
-    written = gen.write(tmp_path, gen.DEFAULT_SEED)
-    assert sorted(written) == sorted(SPLITS)
-    for split in SPLITS:
-        fresh = (tmp_path / f"{split}.jsonl").read_bytes()
-        committed = (DATA_DIR / f"{split}.jsonl").read_bytes()
-        assert fresh == committed, f"{split}.jsonl is stale or hand-edited; rerun `{REGENERATE}`"
+    checks.assert_regenerates_byte_identical(gen, tmp_path)
 
 
 def test_documents_match_files_and_depend_on_seed(
@@ -64,12 +52,9 @@ def test_documents_match_files_and_depend_on_seed(
 
 
 def test_file_format_and_target_types(shipped: dict[str, list[dict]]) -> None:
-    for split in SPLITS:
-        raw = (DATA_DIR / f"{split}.jsonl").read_bytes()
-        assert raw.endswith(b"\n") and b"\r" not in raw
-        for i, row in enumerate(shipped[split], start=1):
-            assert list(row) == ["id", "text", "target", "layout"]
-            assert row["id"] == f"inv-{split}-{i:04d}"
+    checks.assert_file_format(DATA_DIR, shipped, ["id", "text", "target", "layout"], "inv")
+    for rows in shipped.values():
+        for row in rows:
             text = row["text"]
             assert isinstance(text, str) and text and text.strip() == text
             assert len(text) <= gen.MAX_CHARS, f"{row['id']}: {len(text)} characters"
@@ -132,34 +117,14 @@ def test_targets_are_recoverable_from_text(documents: dict[str, list[tuple[gen.I
 
 
 def test_split_sizes_and_layout_balance(shipped: dict[str, list[dict]]) -> None:
-    for split, size in gen.SPLIT_SIZES.items():
-        rows = shipped[split]
-        assert len(rows) == size
-        counts = Counter(row["layout"] for row in rows)
-        assert set(counts) == set(gen.LAYOUTS), f"{split}: missing layouts"
-        share = size / len(gen.LAYOUTS)
-        assert all(abs(n - share) < 1 for n in counts.values()), f"{split}: {counts}"
+    checks.assert_sizes_and_balance(shipped, gen.SPLIT_SIZES, gen.LAYOUTS, lambda row: row["layout"])
     line_counts = Counter(row["target"]["line_items"] for rows in shipped.values() for row in rows)
     assert set(line_counts) == set(range(1, gen.MAX_LINE_ITEMS + 1))
 
 
 def test_no_duplicate_text_within_or_across_splits(shipped: dict[str, list[dict]]) -> None:
-    where: dict[str, str] = {}
-    for split in SPLITS:
-        for row in shipped[split]:
-            key = gen.dedupe_key(row["text"])
-            assert key not in where, f"{row['id']} duplicates a text in {where.get(key)}"
-            where[key] = split
+    checks.assert_no_duplicates(shipped, lambda row: gen.dedupe_key(row["text"]))
 
 
 def test_data_card_numbers_match_the_files(shipped: dict[str, list[dict]]) -> None:
-    """The card pastes counts and hashes by hand; keep it from drifting when the data is regenerated."""
-    card = (DATA_DIR / "DATA_CARD.md").read_text(encoding="utf-8")
-    for split in SPLITS:
-        digest = hashlib.sha256((DATA_DIR / f"{split}.jsonl").read_bytes()).hexdigest()
-        assert re.search(rf"^{split}\s+{digest}$", card, re.MULTILINE), f"DATA_CARD.md: stale sha256 for {split}"
-        assert f"| {split} | {len(shipped[split])} |" in card, f"DATA_CARD.md: row count for {split}"
-    for layout in gen.LAYOUTS:
-        counts = [sum(row["layout"] == layout for row in shipped[split]) for split in SPLITS]
-        row = f"| `{layout}` | " + " | ".join(str(n) for n in [*counts, sum(counts)]) + " |"
-        assert row in card, f"DATA_CARD.md: per-layout row for {layout} should read {row}"
+    checks.assert_data_card_matches(DATA_DIR, shipped, gen.LAYOUTS, lambda row: row["layout"], "layout")

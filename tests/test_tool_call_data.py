@@ -10,20 +10,18 @@ tool is a target in every split, and no request appears twice.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from slmexp.tasks.generators import tool_call as gen
+from tests import data_checks as checks
 
 DATA_DIR = gen.DEFAULT_OUT_DIR
 SPLITS = tuple(gen.SPLIT_SIZES)
-REGENERATE = "python -m slmexp.tasks.generators.tool_call"
 # Fewest examples per tool per split: enough that a per-tool score is not one example's luck.
 MIN_PER_TOOL = {"train": 20, "validation": 2, "test": 6}
 
@@ -35,9 +33,8 @@ _TYPE_CHECKS = {
 }
 
 
-def _read(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
+def _target_name(row: dict) -> str:
+    return row["target"]["name"]
 
 
 def schema_problems(args: Any, parameters: dict[str, Any]) -> list[str]:
@@ -81,30 +78,21 @@ def test_validator_catches_bad_arguments() -> None:
 
 @pytest.fixture(scope="module")
 def shipped() -> dict[str, list[dict]]:
-    return {split: _read(DATA_DIR / f"{split}.jsonl") for split in SPLITS}
+    return checks.read_splits(DATA_DIR, SPLITS)
 
 
 def test_regenerating_with_default_seed_is_byte_identical(tmp_path: Path) -> None:
-    written = gen.write(tmp_path, gen.DEFAULT_SEED)
-    assert sorted(written) == sorted(SPLITS)
-    for split in SPLITS:
-        fresh = (tmp_path / f"{split}.jsonl").read_bytes()
-        committed = (DATA_DIR / f"{split}.jsonl").read_bytes()
-        assert fresh == committed, f"{split}.jsonl is stale or hand-edited; rerun `{REGENERATE}`"
+    checks.assert_regenerates_byte_identical(gen, tmp_path)
 
 
 def test_generate_matches_files_and_depends_on_seed(shipped: dict[str, list[dict]]) -> None:
-    assert gen.generate() == shipped
-    assert gen.generate(seed=gen.DEFAULT_SEED + 1)["test"] != shipped["test"]
+    checks.assert_generate_matches_and_depends_on_seed(gen, shipped)
 
 
 def test_file_format(shipped: dict[str, list[dict]]) -> None:
-    for split in SPLITS:
-        raw = (DATA_DIR / f"{split}.jsonl").read_bytes()
-        assert raw.endswith(b"\n") and b"\r" not in raw
-        for i, row in enumerate(shipped[split], start=1):
-            assert list(row) == ["id", "text", "tools", "target"]
-            assert row["id"] == f"tc-{split}-{i:04d}"
+    checks.assert_file_format(DATA_DIR, shipped, ["id", "text", "tools", "target"], "tc")
+    for rows in shipped.values():
+        for row in rows:
             assert isinstance(row["text"], str) and row["text"].strip() == row["text"] and row["text"]
             assert list(row["target"]) == ["name", "arguments"]
 
@@ -123,11 +111,8 @@ def test_library_is_large_and_confusable() -> None:
 
 
 def test_split_sizes_and_every_tool_is_a_target_everywhere(shipped: dict[str, list[dict]]) -> None:
-    for split, size in gen.SPLIT_SIZES.items():
-        rows = shipped[split]
-        assert len(rows) == size
-        counts = Counter(row["target"]["name"] for row in rows)
-        assert set(counts) == set(gen.TOOL_NAMES), f"{split}: some tool is never the target"
+    all_counts = checks.assert_sizes_and_balance(shipped, gen.SPLIT_SIZES, gen.TOOL_NAMES, _target_name)
+    for split, counts in all_counts.items():
         assert min(counts.values()) >= MIN_PER_TOOL[split], f"{split}: {counts}"
         assert max(counts.values()) - min(counts.values()) <= 1, f"{split}: {counts}"
 
@@ -175,23 +160,11 @@ def test_gold_strings_are_grounded_in_the_request(shipped: dict[str, list[dict]]
 
 
 def test_no_duplicate_requests_within_or_across_splits(shipped: dict[str, list[dict]]) -> None:
-    where: dict[str, str] = {}
-    for split in SPLITS:
-        for row in shipped[split]:
-            key = gen.normalise(row["text"])
-            assert key == " ".join(re.sub(r"[^\w\s]", " ", row["text"].lower()).split())
-            assert key not in where, f"{row['id']} duplicates a request in {where.get(key)}"
-            where[key] = split
+    for rows in shipped.values():
+        for row in rows:
+            assert gen.normalise(row["text"]) == " ".join(re.sub(r"[^\w\s]", " ", row["text"].lower()).split())
+    checks.assert_no_duplicates(shipped, lambda row: gen.normalise(row["text"]))
 
 
 def test_data_card_numbers_match_the_files(shipped: dict[str, list[dict]]) -> None:
-    """The card pastes counts and hashes by hand; keep it from drifting when the data is regenerated."""
-    card = (DATA_DIR / "DATA_CARD.md").read_text(encoding="utf-8")
-    for split in SPLITS:
-        digest = hashlib.sha256((DATA_DIR / f"{split}.jsonl").read_bytes()).hexdigest()
-        assert re.search(rf"^{split}\s+{digest}$", card, re.MULTILINE), f"DATA_CARD.md: stale sha256 for {split}"
-        assert f"| {split} | {len(shipped[split])} |" in card, f"DATA_CARD.md: row count for {split}"
-    for name in gen.TOOL_NAMES:
-        counts = [sum(row["target"]["name"] == name for row in shipped[split]) for split in SPLITS]
-        line = f"| `{name}` | " + " | ".join(str(n) for n in [*counts, sum(counts)]) + " |"
-        assert line in card, f"DATA_CARD.md: per-tool row for {name} should read {line}"
+    checks.assert_data_card_matches(DATA_DIR, shipped, gen.TOOL_NAMES, _target_name, "tool")

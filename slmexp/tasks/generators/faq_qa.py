@@ -37,7 +37,6 @@ Regenerate with::
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import re
@@ -46,6 +45,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from slmexp.tasks.generators import allocate_splits, run_cli, write_splits
 
 DATASET_NAME = "faq-qa"
 DEFAULT_SEED = 1234
@@ -906,15 +907,6 @@ def _generate_topic(
     return out
 
 
-def _allocate(total: int, offset: int) -> list[int]:
-    """Per-topic counts for one split: equal shares, the remainder spread starting at topic ``offset``."""
-    base, rem = divmod(total, len(TOPICS))
-    counts = [base] * len(TOPICS)
-    for i in range(rem):
-        counts[(offset + i) % len(TOPICS)] += 1
-    return counts
-
-
 def generate(seed: int = DEFAULT_SEED) -> dict[str, list[dict]]:
     """Build all splits in memory.
 
@@ -927,11 +919,7 @@ def generate(seed: int = DEFAULT_SEED) -> dict[str, list[dict]]:
     """
     rng = random.Random(seed)
     companies = _build_companies(rng)
-    allocation: dict[str, list[int]] = {}
-    offset = 0
-    for split, size in SPLIT_SIZES.items():
-        allocation[split] = _allocate(size, offset)
-        offset = (offset + size % len(TOPICS)) % len(TOPICS)
+    allocation = allocate_splits(SPLIT_SIZES, len(TOPICS))
 
     seen: set[str] = set()
     splits: dict[str, list[dict]] = {split: [] for split in SPLIT_SIZES}
@@ -948,10 +936,7 @@ def generate(seed: int = DEFAULT_SEED) -> dict[str, list[dict]]:
 
 
 def write(out_dir: str | Path = DEFAULT_OUT_DIR, seed: int = DEFAULT_SEED) -> dict[str, Path]:
-    """Generate and write ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl``.
-
-    Files are written as UTF-8 with ``\\n`` line endings whatever the platform, because the shipped files are
-    checked byte for byte against a fresh run.
+    """Generate and write ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl`` (see :func:`write_splits`).
 
     Args:
         out_dir: Directory to write into; created if missing.
@@ -960,28 +945,12 @@ def write(out_dir: str | Path = DEFAULT_OUT_DIR, seed: int = DEFAULT_SEED) -> di
     Returns:
         Split name -> path written.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    for split, rows in generate(seed).items():
-        path = out / f"{split}.jsonl"
-        with path.open("w", encoding="utf-8", newline="\n") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        paths[split] = path
-    return paths
+    return write_splits(generate(seed), out_dir)
 
 
 def main(argv: list[str] | None = None) -> None:
     """CLI entry point: ``python -m slmexp.tasks.generators.faq_qa [--out DIR] [--seed N]``."""
-    parser = argparse.ArgumentParser(description=f"Regenerate the {DATASET_NAME} dataset.")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR, help="output directory")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generation seed")
-    args = parser.parse_args(argv)
-    for split, path in write(args.out, args.seed).items():
-        with path.open(encoding="utf-8") as fh:
-            n = sum(1 for _ in fh)
-        print(f"{split}: {n} rows -> {path}")
+    run_cli(f"Regenerate the {DATASET_NAME} dataset.", generate, DEFAULT_OUT_DIR, DEFAULT_SEED, argv)
 
 
 if __name__ == "__main__":

@@ -39,14 +39,14 @@ Regenerate with::
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from slmexp.tasks.generators import allocate_splits, run_cli, write_splits
 
 DATASET_NAME = "invoice-extraction"
 DEFAULT_SEED = 1234
@@ -688,6 +688,12 @@ def _due(doc: Invoice) -> dt.date:
     return doc.date + dt.timedelta(days=int(doc.extra["terms"]))
 
 
+def _issue_and_due(doc: Invoice) -> tuple[str, str]:
+    """The issue and due dates, both in the document's date format."""
+    fmt = doc.extra["date_fmt"]
+    return format_date(doc.date, fmt), format_date(_due(doc), fmt)
+
+
 def _adjustments(doc: Invoice, rng: random.Random, mark: bool = False) -> list[tuple[str, str]]:
     """(label, amount) rows for discount and shipping, in the order they apply."""
     rows = []
@@ -703,8 +709,7 @@ def _adjustments(doc: Invoice, rng: random.Random, mark: bool = False) -> list[t
 
 
 def _render_formal(doc: Invoice, rng: random.Random, compact: int) -> str:
-    fmt = doc.extra["date_fmt"]
-    date_s, due_s = format_date(doc.date, fmt), format_date(_due(doc), fmt)
+    date_s, due_s = _issue_and_due(doc)
     first, last = _person(rng)
     header = [doc.vendor]
     if compact < 2:
@@ -865,8 +870,7 @@ def _render_pos(doc: Invoice, rng: random.Random, compact: int) -> str:
 
 
 def _render_email(doc: Invoice, rng: random.Random, compact: int) -> str:
-    fmt = doc.extra["date_fmt"]
-    date_s, due_s = format_date(doc.date, fmt), format_date(_due(doc), fmt)
+    date_s, due_s = _issue_and_due(doc)
     c_first, _ = _person(rng)
     s_first, s_last = _person(rng)
     po = _ref_number(rng, "po")
@@ -917,7 +921,7 @@ def _render_email(doc: Invoice, rng: random.Random, compact: int) -> str:
 
 def _render_german(doc: Invoice, rng: random.Random, compact: int) -> str:
     fmt = doc.extra["date_fmt"]
-    date_s, due_s = format_date(doc.date, fmt), format_date(_due(doc), fmt)
+    date_s, due_s = _issue_and_due(doc)
     order_date = doc.date - dt.timedelta(days=rng.randrange(2, 20))
     first, last = _person(rng, german=True)
     sep = rng.choice((" · ", " | ", ", "))
@@ -1007,8 +1011,7 @@ def _render_saas(doc: Invoice, rng: random.Random, compact: int) -> str:
 
 
 def _render_freelancer(doc: Invoice, rng: random.Random, compact: int) -> str:
-    fmt = doc.extra["date_fmt"]
-    date_s, due_s = format_date(doc.date, fmt), format_date(_due(doc), fmt)
+    date_s, due_s = _issue_and_due(doc)
     c_first, c_last = _person(rng)
     owner_first, owner_last = _person(rng)
     if doc.vendor.split()[0] in _FIRST:  # "Maya Lindqvist Design" is run by Maya Lindqvist
@@ -1129,15 +1132,6 @@ def dedupe_key(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def _allocate(total: int, offset: int) -> list[int]:
-    """Per-layout counts for one split: equal shares, the remainder spread starting at layout ``offset``."""
-    base, rem = divmod(total, len(LAYOUTS))
-    counts = [base] * len(LAYOUTS)
-    for i in range(rem):
-        counts[(offset + i) % len(LAYOUTS)] += 1
-    return counts
-
-
 def generate_documents(seed: int = DEFAULT_SEED) -> dict[str, list[tuple[Invoice, str]]]:
     """Build all splits as (invoice values, rendered text) pairs, in file order.
 
@@ -1147,10 +1141,9 @@ def generate_documents(seed: int = DEFAULT_SEED) -> dict[str, list[tuple[Invoice
     rng = random.Random(seed)
     seen: set[str] = set()
     out: dict[str, list[tuple[Invoice, str]]] = {}
-    offset = 0
-    for split, size in SPLIT_SIZES.items():
-        plan = [layout for layout, n in zip(LAYOUTS, _allocate(size, offset), strict=True) for _ in range(n)]
-        offset = (offset + size % len(LAYOUTS)) % len(LAYOUTS)
+    allocation = allocate_splits(SPLIT_SIZES, len(LAYOUTS))
+    for split in SPLIT_SIZES:
+        plan = [layout for layout, n in zip(LAYOUTS, allocation[split], strict=True) for _ in range(n)]
         rng.shuffle(plan)
         docs: list[tuple[Invoice, str]] = []
         for layout in plan:
@@ -1186,10 +1179,7 @@ def generate(seed: int = DEFAULT_SEED) -> dict[str, list[dict]]:
 
 
 def write(out_dir: str | Path = DEFAULT_OUT_DIR, seed: int = DEFAULT_SEED) -> dict[str, Path]:
-    """Generate and write ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl``.
-
-    Files are written as UTF-8 with ``\\n`` line endings whatever the platform, because the shipped files are
-    checked byte for byte against a fresh run.
+    """Generate and write ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl`` (see :func:`write_splits`).
 
     Args:
         out_dir: Directory to write into; created if missing.
@@ -1198,28 +1188,12 @@ def write(out_dir: str | Path = DEFAULT_OUT_DIR, seed: int = DEFAULT_SEED) -> di
     Returns:
         Split name -> path written.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    for split, rows in generate(seed).items():
-        path = out / f"{split}.jsonl"
-        with path.open("w", encoding="utf-8", newline="\n") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        paths[split] = path
-    return paths
+    return write_splits(generate(seed), out_dir)
 
 
 def main(argv: list[str] | None = None) -> None:
     """CLI entry point: ``python -m slmexp.tasks.generators.invoice_extraction [--out DIR] [--seed N]``."""
-    parser = argparse.ArgumentParser(description=f"Regenerate the {DATASET_NAME} dataset.")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR, help="output directory")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generation seed")
-    args = parser.parse_args(argv)
-    for split, path in write(args.out, args.seed).items():
-        with path.open(encoding="utf-8") as fh:
-            n = sum(1 for _ in fh)
-        print(f"{split}: {n} rows -> {path}")
+    run_cli(f"Regenerate the {DATASET_NAME} dataset.", generate, DEFAULT_OUT_DIR, DEFAULT_SEED, argv)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ Regenerate with::
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import random
@@ -45,6 +44,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from slmexp.tasks.generators import allocate_splits, run_cli, write_splits
 
 DATASET_NAME = "tool-call"
 DEFAULT_SEED = 1234
@@ -307,21 +308,6 @@ def _time(rng: random.Random, first_hour: int = 6) -> Surface:
     return gold, gold
 
 
-def _count(low: int, high: int, singular: str, plural: str, extra: tuple[str, ...] = ()) -> Gen:
-    """An integer said as digits or a word, with its noun ("2 nights", "one guest"); ``extra`` adds templates
-    such as ``"{n} adults"`` used only for counts above one."""
-
-    def gen(rng: random.Random) -> Surface:
-        n = rng.randrange(low, high + 1)
-        number = _NUMBER_WORDS[n] if n < len(_NUMBER_WORDS) and rng.random() < 0.4 else str(n)
-        if n == 1:
-            return f"{number} {singular}", n
-        options = (f"{number} {plural}", *(e.format(n=number) for e in extra))
-        return rng.choice(options), n
-
-    return gen
-
-
 def _bare_int(low: int, high: int) -> Gen:
     """An integer said as digits or (up to twelve) a word, with no noun; templates supply it."""
 
@@ -330,6 +316,21 @@ def _bare_int(low: int, high: int) -> Gen:
         if n < len(_NUMBER_WORDS) and rng.random() < 0.4:
             return _NUMBER_WORDS[n], n
         return str(n), n
+
+    return gen
+
+
+def _count(low: int, high: int, singular: str, plural: str, extra: tuple[str, ...] = ()) -> Gen:
+    """An integer said as digits or a word (as :func:`_bare_int`), with its noun ("2 nights", "one guest");
+    ``extra`` adds templates such as ``"{n} adults"`` used only for counts above one."""
+    draw = _bare_int(low, high)
+
+    def gen(rng: random.Random) -> Surface:
+        number, n = draw(rng)
+        if n == 1:
+            return f"{number} {singular}", n
+        options = (f"{number} {plural}", *(e.format(n=number) for e in extra))
+        return rng.choice(options), n
 
     return gen
 
@@ -1227,15 +1228,6 @@ def _tools_json_len(names: list[str]) -> int:
     return sum(_schema_len(name) for name in names) + 2 * (len(names) - 1) + 2
 
 
-def _allocate(total: int, offset: int) -> list[int]:
-    """Per-tool counts for one split: equal shares, the remainder spread starting at tool ``offset``."""
-    base, rem = divmod(total, len(TOOLS))
-    counts = [base] * len(TOOLS)
-    for i in range(rem):
-        counts[(offset + i) % len(TOOLS)] += 1
-    return counts
-
-
 def generate(seed: int = DEFAULT_SEED) -> dict[str, list[dict]]:
     """Build all splits in memory.
 
@@ -1246,11 +1238,7 @@ def generate(seed: int = DEFAULT_SEED) -> dict[str, list[dict]]:
         Split name -> list of ``{"id", "text", "tools", "target"}`` dicts, in file order.
     """
     rng = random.Random(seed)
-    allocation: dict[str, list[int]] = {}
-    offset = 0
-    for split, size in SPLIT_SIZES.items():
-        allocation[split] = _allocate(size, offset)
-        offset = (offset + size % len(TOOLS)) % len(TOOLS)
+    allocation = allocate_splits(SPLIT_SIZES, len(TOOLS))
 
     seen: set[str] = set()
     splits: dict[str, list[dict]] = {split: [] for split in SPLIT_SIZES}
@@ -1274,10 +1262,7 @@ def generate(seed: int = DEFAULT_SEED) -> dict[str, list[dict]]:
 
 
 def write(out_dir: str | Path = DEFAULT_OUT_DIR, seed: int = DEFAULT_SEED) -> dict[str, Path]:
-    """Generate and write ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl``.
-
-    Files are written as UTF-8 with ``\\n`` line endings whatever the platform, because the shipped files are
-    checked byte for byte against a fresh run.
+    """Generate and write ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl`` (see :func:`write_splits`).
 
     Args:
         out_dir: Directory to write into; created if missing.
@@ -1286,28 +1271,12 @@ def write(out_dir: str | Path = DEFAULT_OUT_DIR, seed: int = DEFAULT_SEED) -> di
     Returns:
         Split name -> path written.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    for split, rows in generate(seed).items():
-        path = out / f"{split}.jsonl"
-        with path.open("w", encoding="utf-8", newline="\n") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        paths[split] = path
-    return paths
+    return write_splits(generate(seed), out_dir)
 
 
 def main(argv: list[str] | None = None) -> None:
     """CLI entry point: ``python -m slmexp.tasks.generators.tool_call [--out DIR] [--seed N]``."""
-    parser = argparse.ArgumentParser(description=f"Regenerate the {DATASET_NAME} dataset.")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR, help="output directory")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generation seed")
-    args = parser.parse_args(argv)
-    for split, path in write(args.out, args.seed).items():
-        with path.open(encoding="utf-8") as fh:
-            n = sum(1 for _ in fh)
-        print(f"{split}: {n} rows -> {path}")
+    run_cli(f"Regenerate the {DATASET_NAME} dataset.", generate, DEFAULT_OUT_DIR, DEFAULT_SEED, argv)
 
 
 if __name__ == "__main__":
