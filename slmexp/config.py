@@ -20,7 +20,15 @@ DATA_DIR = PACKAGE_DIR / "tasks" / "data"
 
 ADAPTERS = ("none", "lora", "qlora", "dora")
 QUANT_KINDS = ("none", "bnb", "gguf", "onnx")
-TASK_KINDS = ("classification",)
+TASK_KINDS = ("classification", "extraction", "tool_call", "qa", "lm_eval")
+# The metrics each kind's lm-eval template reports (slmexp/tasks/lm_eval/<kind>.yaml); lm_eval tasks report
+# whatever the named lm-eval tasks define.
+TASK_METRICS = {
+    "classification": ("exact_match", "valid_label"),
+    "extraction": ("exact_match", "field_f1", "json_valid", "json_strict"),
+    "tool_call": ("exact_match", "name_accuracy", "args_f1", "valid_call"),
+    "qa": ("f1", "exact_match"),
+}
 ROLES = ("slm", "baseline")
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 
@@ -34,14 +42,24 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
-def _hydra_choices_and_overrides() -> tuple[dict[str, Any], list[str]]:
+def _hydra_choices_and_overrides() -> tuple[dict[str, Any], list[str], list[Path]]:
+    """Group choices, command-line overrides, and the config dirs searched (ours plus --config-dir ones)."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
         hc = HydraConfig.get()
-        return dict(hc.runtime.choices), list(hc.overrides.task)
+        dirs = [Path(str(src.path)) for src in hc.runtime.config_sources
+                if src.schema == "file" and Path(str(src.path)) != CONF_DIR]
+        return dict(hc.runtime.choices), list(hc.overrides.task), [CONF_DIR, *dirs]
     except Exception:  # not inside a Hydra app (tests, notebooks)
-        return {}, []
+        return {}, [], [CONF_DIR]
+
+
+def _show_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _line_of(yaml_file: Path, keys: list[str]) -> int | None:
@@ -66,8 +84,9 @@ def _line_of(yaml_file: Path, keys: list[str]) -> int | None:
 
 
 def key_origin(key: str) -> str | None:
-    """Where `key` got its value: a command-line override, or conf/<group>/<choice>.yaml:<line>."""
-    choices, overrides = _hydra_choices_and_overrides()
+    """Where `key` got its value: a command-line override, or <config dir>/<group>/<choice>.yaml:<line> (our
+    conf/ or a user's --config-dir)."""
+    choices, overrides, dirs = _hydra_choices_and_overrides()
     for ov in overrides:
         name = ov.lstrip("+~").split("=", 1)[0]
         if name == key or key.startswith(name + "."):
@@ -75,16 +94,17 @@ def key_origin(key: str) -> str | None:
     parts = key.split(".")
     group = parts[0]
     candidates = []
-    if choices.get(group):
-        candidates.append((CONF_DIR / group / f"{choices[group]}.yaml", parts[1:]))
+    if choices.get(group):  # a user's config dir shadows ours, as in Hydra's search path
+        candidates += [(d / group / f"{choices[group]}.yaml", parts[1:]) for d in reversed(dirs)]
     candidates.append((CONF_DIR / "config.yaml", parts))
+    candidates = [(path, sub) for path, sub in candidates if path.exists()]
     for path, sub in candidates:
-        if path.exists() and sub:
+        if sub:
             line = _line_of(path, sub)
             if line is not None:
-                return f"{path.relative_to(REPO_ROOT)}:{line}"
-    if candidates and candidates[0][0].exists():
-        return str(candidates[0][0].relative_to(REPO_ROOT))
+                return f"{_show_path(path)}:{line}"
+    if candidates:
+        return _show_path(candidates[0][0])
     return None
 
 
@@ -169,18 +189,37 @@ def validate(cfg: DictConfig) -> None:
     if src.get("path") and not Path(str(src.path)).expanduser().exists():
         raise fail("model.source.path", f"no such file or directory: {src.path}")
     if cfg.adapter.name != "none":
-        if not cfg.task.data.get("train"):
+        if not (cfg.task.get("data") or {}).get("train") and str(cfg.task.kind) != "lm_eval":
             raise fail("task.data.train", f"adapter={cfg.adapter.name} trains on the train split, which is not set")
         if int(cfg.train.max_steps or 0) <= 0 and float(cfg.train.num_train_epochs or 0) <= 0:
             raise fail("train.max_steps", "set train.max_steps or train.num_train_epochs to a positive number")
     limit = cfg.eval.get("limit")
     if limit is not None and (not isinstance(limit, int | float) or limit <= 0):
         raise fail("eval.limit", f"must be a positive number or null, got {limit!r}")
+    kind = str(cfg.task.kind)
+    if kind == "lm_eval":
+        _check_lm_eval_task(cfg)
+        return
     split = cfg.eval.split
+    if OmegaConf.is_missing(cfg.task.data, split):
+        raise fail(f"task.data.{split}", f"is not set: task={cfg.task.name} needs the path of its {split!r} JSONL "
+                   f"(task.data.{split}=/path/to/{split}.jsonl)")
     if split not in cfg.task.data or not cfg.task.data[split]:
         raise fail("eval.split", f"task {cfg.task.name!r} has no {split!r} split (has: {list(cfg.task.data)})")
-    if cfg.task.kind == "classification":
-        if not cfg.task.get("labels"):
-            raise fail("task.labels", "a classification task needs a non-empty label list or mapping")
-        if cfg.task.primary_metric not in ("exact_match", "valid_label"):
-            raise fail("task.primary_metric", f"{cfg.task.primary_metric!r} is not a classification metric")
+    if kind == "classification" and not cfg.task.get("labels"):
+        raise fail("task.labels", "a classification task needs a non-empty label list or mapping")
+    if cfg.task.primary_metric not in TASK_METRICS[kind]:
+        raise fail("task.primary_metric", f"{cfg.task.primary_metric!r} is not a {kind} metric; one of "
+                   f"{', '.join(TASK_METRICS[kind])}")
+
+
+def _check_lm_eval_task(cfg: DictConfig) -> None:
+    names = cfg.task.get("names")
+    if not names or isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+        raise fail("task.names", "list the lm-eval tasks to run, e.g. task.names=[arc_easy,hellaswag]")
+    if cfg.adapter.name != "none":
+        raise fail("adapter.name", f"adapter={cfg.adapter.name}: task=lm-eval runs lm-eval's benchmarks for "
+                   "evaluation only; train on a slmexp task (task=support-intent, invoice-extraction, ...)")
+    include = cfg.task.get("include_path")
+    if include and not Path(str(include)).expanduser().is_dir():
+        raise fail("task.include_path", f"not a directory: {include}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,22 +40,84 @@ def _clean_metrics(task_results: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_template: bool) -> EvalResult:
-    """Run lm-eval on `task`'s `eval_cfg.split`; write results.json and samples.jsonl under out_dir."""
+def prepare_lm_eval(task: Task, limit_prompts: int) -> None:
+    """Find and load the named lm-eval tasks before any model loads: a missing dataset or a typo fails in seconds.
+
+    Sets `task.lm_eval_manager` (lm-eval's tasks plus task.include_path) and `task.prompts` (the first test
+    prompts, for the speed stage)."""
+    import difflib
+
+    from lm_eval.tasks import TaskManager
+
+    from slmexp.config import fail
+    from slmexp.errors import DataError
+
+    include = task.cfg.get("include_path")
+    manager = TaskManager(include_path=str(Path(str(include)).expanduser()) if include else None)
+    names = [str(n) for n in task.cfg.names]
+    for name in names:
+        if name not in manager.all_tasks:
+            close = difflib.get_close_matches(name, manager.all_tasks, n=3)
+            raise fail("task.names", f"{name!r} is not an lm-eval task or group"
+                       + (f"; did you mean {', '.join(close)}?" if close else ""))
+    try:
+        loaded = manager.load(names)
+    except (ConnectionError, OSError, FileNotFoundError) as e:
+        offline = any(os.environ.get(v, "0") not in ("0", "", "false", "False")
+                      for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+        raise DataError(
+            f"task.names={names}: the dataset is not available locally ({e}). lm-eval tasks read their data from "
+            "the Hugging Face Hub into ~/.cache/huggingface/datasets; "
+            + ("HF_HUB_OFFLINE is set and the dataset is not in that cache: run once with network access "
+               "(HF_HUB_OFFLINE=0) to fill the cache, or point task.include_path at lm-eval YAMLs that read "
+               "local files." if offline else "the Hub is unreachable from here.")) from None
+    prompts: list[str] = []
+    for lm_task in loaded["tasks"].values():
+        for doc in list(lm_task.eval_docs)[:limit_prompts]:
+            text = lm_task.doc_to_text(doc)
+            if isinstance(text, str) and text.strip():
+                prompts.append(text)
+        if len(prompts) >= limit_prompts:
+            break
+    task.lm_eval_manager, task.prompts = manager, prompts[:limit_prompts]
+
+
+def _response(sample: dict[str, Any]) -> Any:
+    """What the model answered: the generation, or for multiple choice the index of the likeliest choice."""
+    resp = sample.get("filtered_resps") or sample.get("resps")
+    if sample.get("doc") is not None and isinstance(resp, list) and resp and all(
+            isinstance(r, list | tuple) and r and isinstance(r[0], int | float) for r in resp):
+        lls = [float(r[0]) for r in resp]
+        return max(range(len(lls)), key=lls.__getitem__)
+    while isinstance(resp, list | tuple) and resp:
+        resp = resp[0]
+    return resp
+
+
+def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_template: bool,
+             bench_prompts: int = 0) -> EvalResult:
+    """Run lm-eval on `task`'s `eval_cfg.split` (or the lm-eval tasks it names); write results.json and
+    samples.jsonl under out_dir."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
     out_dir = Path(out_dir)
-    split = str(eval_cfg.split)
     num_fewshot = int(eval_cfg.get("num_fewshot") or 0)
-    splits = [split] + (["train"] if num_fewshot > 0 and "train" in task.splits else [])
-    write_lm_eval_task(task, out_dir / "tasks", splits, use_chat_template)
-    manager = TaskManager(include_path=str(out_dir / "tasks"), include_defaults=False)
+    if task.kind == "lm_eval":
+        if task.lm_eval_manager is None:
+            prepare_lm_eval(task, bench_prompts)
+        manager, names = task.lm_eval_manager, [str(n) for n in task.cfg.names]
+    else:
+        split = str(eval_cfg.split)
+        splits = [split] + (["train"] if num_fewshot > 0 and "train" in task.splits else [])
+        write_lm_eval_task(task, out_dir / "tasks", splits, use_chat_template)
+        manager = TaskManager(include_path=str(out_dir / "tasks"), include_defaults=False)
+        names = [task.lm_eval_name]
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
     t0 = time.perf_counter()
     results = simple_evaluate(
         model=lm,
-        tasks=[task.lm_eval_name],
+        tasks=names,
         task_manager=manager,
         num_fewshot=num_fewshot or None,
         limit=eval_cfg.get("limit"),
@@ -68,25 +131,40 @@ def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_
         fewshot_random_seed=1234,
     )
     wall_s = time.perf_counter() - t0
-    name = task.lm_eval_name
-    metrics = _clean_metrics(results["results"][name])
-    n = int(results.get("n-samples", {}).get(name, {}).get("effective", 0))
+    per_task = {name: _clean_metrics(results["results"][name]) for name in names}
+    if len(names) == 1:
+        metrics = per_task[names[0]]
+    else:  # each task's values under <task>/<metric>; the primary metric also as the unweighted mean
+        metrics = {f"{name}/{m}": v for name, vals in per_task.items() for m, v in vals.items()}
+        primary = str(task.cfg.primary_metric)
+        have = [vals[primary] for vals in per_task.values() if primary in vals]
+        if have:
+            metrics[primary] = sum(have) / len(have)
+    n_samples = results.get("n-samples", {})
+    leaves = list(results.get("samples", {})) or names
+    n = sum(int(n_samples.get(name, {}).get("effective", 0)) for name in leaves)
+    out_dir.mkdir(parents=True, exist_ok=True)
     samples_path = out_dir / "samples.jsonl"
     with open(samples_path, "w") as f:
-        for s in results.get("samples", {}).get(name, []):
-            resp = s.get("filtered_resps") or s.get("resps")
-            while isinstance(resp, list) and resp:
-                resp = resp[0]
-            row = {
-                "doc_id": s["doc_id"],
-                "id": s["doc"].get("id"),
-                "target": s["target"],
-                "response": resp,
-                **{m: s[m] for m in metrics if m in s},
-            }
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for name, samples in results.get("samples", {}).items():
+            for s in samples:
+                doc_id = s["doc_id"] if len(leaves) == 1 else f"{name}/{s['doc_id']}"
+                metric_names = set(per_task.get(name) or metrics)
+                row = {
+                    "doc_id": doc_id,
+                    "id": s["doc"].get("id") if task.kind != "lm_eval" else doc_id,
+                    "target": s["target"],
+                    "response": _response(s),
+                    **{m: s[m] for m in metric_names if m in s},
+                }
+                f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     results_path = out_dir / "results.json"
     summary = {k: v for k, v in results.items() if k != "samples"}
     results_path.write_text(json.dumps(summary, indent=2, default=str))
-    formulation = f"generate_until/{'chat_template' if use_chat_template else 'plain'}/{num_fewshot}-shot"
+    if task.kind == "lm_eval":
+        types = sorted({str(c.get("output_type")) for c in (results.get("configs") or {}).values()})
+        formulation = f"lm-eval/{'+'.join(types) or '?'}/{'chat_template' if use_chat_template else 'plain'}/" \
+                      f"{num_fewshot}-shot"
+    else:
+        formulation = f"generate_until/{'chat_template' if use_chat_template else 'plain'}/{num_fewshot}-shot"
     return EvalResult(metrics, n, wall_s, samples_path, results_path, formulation)

@@ -109,8 +109,14 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
         needs_train = cfg.adapter.name != "none"
         splits = [str(cfg.eval.split)]
         if needs_train or int(cfg.eval.get("num_fewshot") or 0) > 0:
-            splits += [s for s in ("train", "validation") if cfg.task.data.get(s) and s not in splits]
+            splits += [s for s in ("train", "validation") if (cfg.task.get("data") or {}).get(s) and s not in splits]
         task = load_task(cfg.task, splits)
+        bench_cfg = cfg.eval.get("bench")
+        n_bench = int(bench_cfg.warmup) + int(bench_cfg.n) if bench_cfg and int(bench_cfg.n) > 0 else 0
+        if task.kind == "lm_eval":
+            from slmexp.evaluate import prepare_lm_eval
+
+            prepare_lm_eval(task, n_bench)
 
     remote = cfg.runtime.name == "openai"
     if remote:  # one INFO line per HTTP request would bury the progress bars
@@ -177,14 +183,14 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
     with runtime:
         with _stage(record, "evaluate", state):
             result = evaluate(runtime.lm_eval_model(), task, cfg.eval, run_dir / "lm_eval",
-                              runtime.uses_chat_template())
+                              runtime.uses_chat_template(), bench_prompts=n_bench)
         record.set("metrics", {
             "task": task.name,
             "split": str(cfg.eval.split),
             "n_examples": result.n_examples,
             "formulation": result.formulation,
             "primary": str(cfg.task.primary_metric),
-            "chance": 1.0 / len(task.labels) if task.labels else None,
+            "chance": 1.0 / len(task.labels) if task.labels and task.kind == "classification" else None,
             "values": result.metrics,
             "samples": str(result.samples_path.relative_to(run_dir)),
             "lm_eval_results": str(result.results_path.relative_to(run_dir)),
@@ -194,16 +200,21 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
             "eval_wall_s": round(result.wall_s, 3),
             "eval_examples_per_s": round(result.n_examples / result.wall_s, 3) if result.wall_s else None,
         }
-        bench_cfg = cfg.eval.get("bench")
-        if bench_cfg and int(bench_cfg.n) > 0:
+        if task.kind == "lm_eval":
+            record.data["metrics"]["lm_eval_tasks"] = [str(n) for n in cfg.task.names]
+            record.save()
+        if n_bench:
             from slmexp.bench import benchmark
             from slmexp.cost import energy_tracker
             from slmexp.tasks import render_prompt
 
             with _stage(record, "benchmark", state):
-                rows = task.splits[str(cfg.eval.split)][: int(bench_cfg.warmup) + int(bench_cfg.n)]
+                if task.kind == "lm_eval":
+                    prompts = task.prompts
+                else:
+                    prompts = [render_prompt(task.cfg, r) for r in task.splits[str(cfg.eval.split)][:n_bench]]
                 energy: dict[str, Any] = {}
-                speed.update(benchmark(runtime, [render_prompt(task.cfg, r) for r in rows],
+                speed.update(benchmark(runtime, prompts,
                                        max_new_tokens=int(bench_cfg.max_new_tokens), warmup=int(bench_cfg.warmup),
                                        concurrency=int(bench_cfg.get("concurrency") or 1),
                                        measure=energy_tracker(cfg.get("cost"), enabled=not remote, sink=energy)))

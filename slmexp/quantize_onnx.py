@@ -299,11 +299,12 @@ def onnx_for_run(cfg: Any, eval_path: Path | None, adapter_path: str | None) -> 
     if quant.kind == "onnx" and quant.get("olive"):
         from omegaconf import OmegaConf
 
-        if not cfg.task.data.get("train"):
+        train = (cfg.task.get("data") or {}).get("train")
+        if not train:
             raise fail("task.data.train", "the Olive workflow calibrates on the task's train split, which is not set")
+        text_field = str((cfg.task.get("fields") or {}).get("text") or "text")
         source, olive = olive_quantize(source, Path(str(cfg.paths.cache_dir)),
-                                       OmegaConf.to_container(quant.olive, resolve=True),
-                                       Path(str(cfg.task.data.train)), str(cfg.task.fields.text))
+                                       OmegaConf.to_container(quant.olive, resolve=True), Path(str(train)), text_field)
     art = export_onnx(source, Path(str(cfg.paths.cache_dir)), precision, options,
                       threads=cfg.runtime.get("threads"))
     full = dir_bytes(Path(eval_path))

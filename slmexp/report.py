@@ -63,7 +63,8 @@ COLUMN_DOC: dict[str, str] = {
     "seed": "seed(s) of the runs in the row", "n_seeds": "runs collapsed into the row",
     "status": "finished / failed / running (a killed run stays running)", "error": "failed stage: exception type",
     "n": "test examples scored", "metric": "primary metric of the task",
-    "accuracy": "primary metric (exact match, 0-1); mean over seeds",
+    "accuracy": "the task's primary metric (0-1; `metric` names it: exact_match, f1, field_f1, acc, ...); mean over "
+                "seeds",
     "ci95_low": "percentile-bootstrap 95% CI of accuracy, lower end (2000 resamples of test examples)",
     "ci95_high": "upper end of that CI",
     "retained_pct": "accuracy / baseline accuracy × 100 (%)",
@@ -76,7 +77,8 @@ COLUMN_DOC: dict[str, str] = {
     "eval_ms_per_example": "wall time of the batched accuracy pass / n (ms per example; not a latency)",
     "size_mb": "weights on disk (MB = 1e6 bytes): the served GGUF or ONNX export if any, else the model checkpoint",
     "usd_per_1k_req": "cost per 1,000 requests (USD)", "usd_per_1m_tok": "cost per 1M tokens (USD)",
-    "usd_per_1k_correct": "cost of 1,000 correct answers = $/1k requests / accuracy (USD)",
+    "usd_per_1k_correct": "cost of 1,000 correct answers = $/1k requests / accuracy (USD; for F1-type metrics, "
+                          "per 1,000 F1-weighted answers)",
     "speedup": "baseline latency p50 / row latency p50 (>1 = faster than baseline)",
     "cost_ratio": "row $/1k requests / baseline $/1k requests (<1 = cheaper than baseline)",
     "n_paired": "test examples shared with the baseline run (matched by id)",

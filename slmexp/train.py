@@ -47,6 +47,23 @@ def sft_examples(task: Task, split: str, use_chat_template: bool, limit: int | N
     return out
 
 
+def _check_lengths(rows: list[dict], tokenizer: Any, max_length: int, task: Task) -> None:
+    """Refuse examples longer than train.max_length: TRL would cut them from the right, i.e. train on answers with
+    their end (the closing brace of a JSON answer) missing."""
+    lengths = []
+    for ex in rows:
+        if isinstance(ex["prompt"], list):
+            ids = tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=True)
+            ids = ids if isinstance(ids, list) else ids["input_ids"]
+        else:
+            ids = tokenizer(ex["prompt"] + ex["completion"])["input_ids"]
+        lengths.append(len(ids))
+    too_long = [n for n in lengths if n > max_length]
+    if too_long:
+        raise fail("train.max_length", f"{len(too_long)} of {len(rows)} train examples of {task.name} are longer than "
+                   f"{max_length} tokens (longest {max(lengths)}); raise train.max_length (or task.train_max_length)")
+
+
 def _check_target_modules(model: Any, target_modules: Any) -> None:
     if target_modules in (None, "all-linear"):
         return
@@ -87,6 +104,7 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
     if not train_rows:
         raise DataError(f"task.data.train: {task.files.get('train')}: the train split is empty")
     eval_rows = sft_examples(task, "validation", use_chat, tcfg.get("eval_limit")) if tcfg.eval_steps else []
+    _check_lengths(train_rows, tokenizer, int(tcfg.max_length), task)
 
     quant = None
     if acfg.get("base_quantization"):

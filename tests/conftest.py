@@ -83,4 +83,5 @@ def tiny_overrides(tiny_model_dir, tmp_path) -> list[str]:
         "task.generation.max_new_tokens=4",
         "eval.bench.n=3",
         "eval.bench.warmup=1",
+        "train.max_length=1024",  # the tiny tokenizer (600 tokens) spells the support-intent prompt out long
     ]

@@ -41,6 +41,15 @@ def test_every_group_option_composes(group: str, option: str) -> None:
         with pytest.raises(ConfigError, match=r"quantization.olive: needs Olive"):
             validate(cfg)
         return
+    if (group, option) == ("task", "jsonl"):  # a template: the user names their file
+        with pytest.raises(ConfigError, match=r"task\.data\.test: is not set: task=jsonl needs the path"):
+            validate(cfg)
+        return
+    if (group, option) == ("task", "lm-eval"):
+        with pytest.raises(ConfigError, match=r"task\.names"):  # ??? until the user lists tasks
+            validate(cfg)
+        validate(compose(["task=lm-eval", "task.names=[arc_easy]"]))
+        return
     if cfg.runtime.name == "vllm" and not HAS_VLLM:  # refused at config time, naming the key and the install
         with pytest.raises(ConfigError, match=r"runtime.name: runtime=vllm needs the vllm package"):
             validate(cfg)

@@ -64,7 +64,8 @@ def test_unknown_label_names_file_and_line(tiny_overrides, tmp_path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "where is my parcel", "label": "order_status"}\n{"text": "hi", "label": "greet"}\n')
     cfg = compose([*tiny_overrides, f"task.data.test={bad}"])
-    with pytest.raises(DataError, match=rf"{bad}:2: label 'greet' is not in task.labels"):
+    with pytest.raises(DataError,
+                       match=rf"{bad}:2: field 'label' \(task.fields.label\) label 'greet' is not in task.labels"):
         run_job(cfg, run_dir=tmp_path / "run")
 
 

@@ -11,7 +11,7 @@ from tests.conftest import compose
 
 TRAIN = ["adapter=lora", "train.max_steps=30", "train.learning_rate=5e-3", "train.train_limit=96",
          "train.eval_steps=15", "train.eval_limit=16", "train.logging_steps=3", "train.warmup_ratio=0.0",
-         "train.lr_scheduler_type=constant"]
+         "train.lr_scheduler_type=constant", "train.max_length=1024"]
 
 
 @pytest.fixture(scope="module")

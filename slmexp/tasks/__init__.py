@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from slmexp.config import fail
 from slmexp.errors import DataError
 
 LM_EVAL_TEMPLATES = Path(__file__).resolve().parent / "lm_eval"
-TEMPLATE_BY_KIND = {"classification": "classification.yaml"}
+TEMPLATE_BY_KIND = {"classification": "classification.yaml", "extraction": "extraction.yaml",
+                    "tool_call": "tool_call.yaml", "qa": "qa.yaml"}
 
 
 @dataclass
@@ -30,10 +31,17 @@ class Task:
     splits: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
     sha256: dict[str, str] = field(default_factory=dict)
+    # kind lm_eval: the TaskManager that found the named tasks, and test prompts for the speed stage
+    lm_eval_manager: Any = None
+    prompts: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return str(self.cfg.name)
+
+    @property
+    def kind(self) -> str:
+        return str(self.cfg.kind)
 
     @property
     def labels(self) -> list[str]:
@@ -72,27 +80,82 @@ def read_jsonl(path: Path, key: str) -> tuple[list[dict[str, Any]], str]:
     return rows, hashlib.sha256(raw).hexdigest()
 
 
+# Each kind's row roles: role -> what the JSONL field it maps to (task.fields.<role>) must hold. A role whose
+# `task.fields` entry is null is optional (qa's `context`).
+KIND_ROLES: dict[str, dict[str, str]] = {
+    "classification": {"text": "string", "label": "label"},
+    "extraction": {"text": "string", "target": "object"},
+    "tool_call": {"text": "string", "tools": "tools", "target": "call"},
+    "qa": {"text": "string", "target": "answers", "context": "string"},
+}
+OPTIONAL_ROLES = {"context"}
+
+
+def _check_value(kind: str, value: Any, labels: set[str]) -> str | None:
+    """Why `value` is not a valid `kind` (None when it is)."""
+    if kind == "string":
+        return None if isinstance(value, str) and value.strip() else f"must be a non-empty string, got {value!r}"
+    if kind == "label":
+        if not isinstance(value, str) or not value.strip():
+            return f"must be a non-empty string, got {value!r}"
+        return None if value in labels else f"label {value!r} is not in task.labels ({', '.join(sorted(labels))})"
+    if kind == "object":
+        return None if isinstance(value, dict) and value else f"must be a non-empty JSON object, got {value!r}"
+    if kind == "answers":
+        ok = (isinstance(value, str) and value.strip()) or (
+            isinstance(value, list) and value and all(isinstance(a, str) and a.strip() for a in value))
+        return None if ok else f"must be a non-empty string or list of non-empty strings, got {value!r}"
+    if kind == "tools":
+        if not isinstance(value, list) or not value:
+            return f"must be a non-empty list of tool schemas, got {value!r}"
+        for i, tool in enumerate(value):
+            fn = tool.get("function", tool) if isinstance(tool, dict) else None
+            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not isinstance(
+                    fn.get("parameters", {}), dict):
+                return f"item {i} must be a tool schema with a string `name` and an object `parameters`"
+        return None
+    if kind == "call":
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str) or not isinstance(
+                value.get("arguments"), dict):
+            return f'must be {{"name": str, "arguments": object}}, got {value!r}'
+        return None
+    raise ValueError(kind)
+
+
 def _validate_rows(task: Task, split: str, rows: list[dict[str, Any]]) -> None:
+    """Every row has every mapped field with the right type; the first bad row fails with file:line."""
+    kind = str(task.cfg.kind)
     fields = task.cfg.fields
     labels = set(task.labels)
     path = task.files[split]
+    roles = KIND_ROLES[kind]
+    for role in roles:
+        if role not in OPTIONAL_ROLES and not fields.get(role):
+            raise fail(f"task.fields.{role}", f"a {kind} task maps its {role!r} role to a JSONL field; set it")
     for row in rows:
         where = f"{path}:{row['_line']}"
-        for role in ("text", "label"):
-            name = fields[role]
+        for role, value_kind in roles.items():
+            name = fields.get(role)
+            if not name:
+                continue
             if name not in row:
                 raise DataError(f"{where}: missing field {name!r} (task.fields.{role})")
-            if not isinstance(row[name], str) or not row[name].strip():
-                raise DataError(f"{where}: field {name!r} must be a non-empty string, got {row[name]!r}")
-        if row[fields.label] not in labels:
-            raise DataError(
-                f"{where}: label {row[fields.label]!r} is not in task.labels ({', '.join(sorted(labels))})"
-            )
+            why = _check_value(value_kind, row[name], labels)
+            if why:
+                raise DataError(f"{where}: field {name!r} (task.fields.{role}) {why}")
+        if kind == "tool_call":
+            offered = {t.get("function", t)["name"] for t in row[fields.tools]}
+            call = row[fields.target]
+            if call["name"] not in offered:
+                raise DataError(f"{where}: gold call {call['name']!r} is not among the row's tools "
+                                f"({', '.join(sorted(offered))})")
 
 
 def load_task(task_cfg: DictConfig, splits: list[str]) -> Task:
     """Read and validate the named splits (each `task.data.<split>`), failing on the first bad row."""
     task = Task(task_cfg)
+    if str(task_cfg.kind) == "lm_eval":  # lm-eval loads its own datasets (slmexp.evaluate)
+        return task
     for split in splits:
         key = f"task.data.{split}"
         value = OmegaConf.select(task_cfg, f"data.{split}")
@@ -106,25 +169,59 @@ def load_task(task_cfg: DictConfig, splits: list[str]) -> Task:
     return task
 
 
+def _to_json(value: Any) -> str:
+    """Compact, readable JSON for prompts (Jinja's own `tojson` HTML-escapes `<`, `>`, `&` and `'`)."""
+    if isinstance(value, DictConfig | ListConfig):
+        value = OmegaConf.to_container(value, resolve=True)
+    return json.dumps(value, ensure_ascii=False)
+
+
 @cache
 def _jinja_env():
     import jinja2
 
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+    env.filters["json"] = _to_json
+    return env
+
+
+def _field(task_cfg: DictConfig, row: dict[str, Any], role: str) -> Any:
+    name = task_cfg.fields.get(role)
+    return row.get(name) if name else None
 
 
 def render_prompt(task_cfg: DictConfig, row: dict[str, Any]) -> str:
-    """The user turn for one example (the chat template is applied later, by the model's tokenizer)."""
-    labels = OmegaConf.to_container(task_cfg.labels, resolve=True)
+    """The user turn for one example (the chat template is applied later, by the model's tokenizer).
+
+    The template sees `text`, `labels` (classification), `tools` (tool calls), `context` (qa, when mapped) and
+    the whole `row`, so a user task can show any other field without Python.
+    """
+    labels = OmegaConf.to_container(task_cfg.labels, resolve=True) if task_cfg.get("labels") else {}
     if isinstance(labels, list):
         labels = {x: "" for x in labels}
+    tools = _field(task_cfg, row, "tools") or []
     template = _jinja_env().from_string(str(task_cfg.prompt))
-    return template.render(text=row[task_cfg.fields.text], labels=labels, row=row).strip()
+    return template.render(text=row[task_cfg.fields.text], labels=labels, row=row,
+                           tools=[t.get("function", t) for t in tools],
+                           context=_field(task_cfg, row, "context")).strip()
+
+
+def gold_value(task_cfg: DictConfig, row: dict[str, Any]) -> Any:
+    """The structured gold answer: the label, the target object, the call, or the list of accepted answers."""
+    if str(task_cfg.kind) == "classification":
+        return row[task_cfg.fields.label]
+    return row[task_cfg.fields.target]
 
 
 def render_target(task_cfg: DictConfig, row: dict[str, Any]) -> str:
-    """The answer the model should produce for one example."""
-    return str(row[task_cfg.fields.label])
+    """The answer text the model should produce (training target and few-shot answer): the label, compact JSON
+    for objects and calls (keys in the data's order), the first accepted answer for qa."""
+    gold = gold_value(task_cfg, row)
+    if isinstance(gold, dict):
+        return json.dumps(gold, ensure_ascii=False)
+    if isinstance(gold, list):
+        return str(gold[0])
+    return str(gold)
 
 
 def chat_messages(task_cfg: DictConfig, row: dict[str, Any], with_answer: bool) -> list[dict[str, str]]:
@@ -133,6 +230,22 @@ def chat_messages(task_cfg: DictConfig, row: dict[str, Any], with_answer: bool) 
     if with_answer:
         msgs.append({"role": "assistant", "content": render_target(task_cfg, row)})
     return msgs
+
+
+def lm_eval_doc(task: Task, split: str, i: int, row: dict[str, Any]) -> dict[str, Any]:
+    """One rendered example as our lm-eval templates read it; structured golds as JSON strings (see metrics)."""
+    cfg = task.cfg
+    id_field = cfg.fields.get("id") or "id"  # pairs examples across runs in the report's statistics
+    doc: dict[str, Any] = {"id": str(row.get(id_field, f"{split}-{i}")), "prompt": render_prompt(cfg, row),
+                           "target": render_target(cfg, row)}
+    kind = str(cfg.kind)
+    if kind == "classification":
+        doc["choices"] = task.labels
+    else:
+        doc["gold"] = json.dumps(gold_value(cfg, row), ensure_ascii=False)
+    if kind == "tool_call":
+        doc["tools"] = json.dumps(_field(cfg, row, "tools"), ensure_ascii=False)
+    return doc
 
 
 def write_lm_eval_task(task: Task, out_dir: Path, splits: list[str], use_chat_template: bool) -> Path:
@@ -148,13 +261,7 @@ def write_lm_eval_task(task: Task, out_dir: Path, splits: list[str], use_chat_te
         path = data_dir / f"{split}.jsonl"
         with open(path, "w") as f:
             for i, row in enumerate(task.splits[split]):
-                doc = {
-                    "id": row.get("id", f"{split}-{i}"),
-                    "prompt": render_prompt(task.cfg, row),
-                    "target": render_target(task.cfg, row),
-                    "choices": task.labels,
-                }
-                f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+                f.write(json.dumps(lm_eval_doc(task, split, i, row), ensure_ascii=False) + "\n")
         data_files[split] = str(path.resolve())
     gen = task.cfg.generation
     prefix = task.cfg.get("answer_prefix") or ""

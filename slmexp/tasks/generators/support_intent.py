@@ -30,13 +30,13 @@ Regenerate with::
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import re
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
+
+from slmexp.tasks.generators import allocate_splits, run_cli, write_splits
 
 DATASET_NAME = "support-intent"
 DEFAULT_SEED = 1234
@@ -1024,19 +1024,6 @@ def _generate_label(rng: random.Random, label: str, count: int, seen: set[str]) 
     return texts
 
 
-def _allocate(total: int, offset: int) -> list[int]:
-    """Per-label counts for one split: equal shares, the remainder spread starting at label ``offset``.
-
-    Rotating the offset across splits means the labels that get an extra example in validation are not the
-    same ones that get it in test, so per-label totals differ by at most one.
-    """
-    base, rem = divmod(total, len(LABELS))
-    counts = [base] * len(LABELS)
-    for i in range(rem):
-        counts[(offset + i) % len(LABELS)] += 1
-    return counts
-
-
 def generate(seed: int = DEFAULT_SEED) -> dict[str, list[dict]]:
     """Build all splits in memory.
 
@@ -1047,11 +1034,7 @@ def generate(seed: int = DEFAULT_SEED) -> dict[str, list[dict]]:
         Split name -> list of ``{"id", "text", "label"}`` dicts, in file order.
     """
     rng = random.Random(seed)
-    allocation: dict[str, list[int]] = {}
-    offset = 0
-    for split, size in SPLIT_SIZES.items():
-        allocation[split] = _allocate(size, offset)
-        offset = (offset + size % len(LABELS)) % len(LABELS)
+    allocation = allocate_splits(SPLIT_SIZES, len(LABELS))
 
     seen: set[str] = set()
     splits: dict[str, list[dict]] = {split: [] for split in SPLIT_SIZES}
@@ -1076,10 +1059,7 @@ def generate(seed: int = DEFAULT_SEED) -> dict[str, list[dict]]:
 
 
 def write(out_dir: str | Path = DEFAULT_OUT_DIR, seed: int = DEFAULT_SEED) -> dict[str, Path]:
-    """Generate and write ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl``.
-
-    Files are written as UTF-8 with ``\\n`` line endings whatever the platform, because the shipped files are
-    checked byte for byte against a fresh run.
+    """Generate and write ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl`` (see :func:`write_splits`).
 
     Args:
         out_dir: Directory to write into; created if missing.
@@ -1088,28 +1068,12 @@ def write(out_dir: str | Path = DEFAULT_OUT_DIR, seed: int = DEFAULT_SEED) -> di
     Returns:
         Split name -> path written.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    for split, rows in generate(seed).items():
-        path = out / f"{split}.jsonl"
-        with path.open("w", encoding="utf-8", newline="\n") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        paths[split] = path
-    return paths
+    return write_splits(generate(seed), out_dir)
 
 
 def main(argv: list[str] | None = None) -> None:
     """CLI entry point: ``python -m slmexp.tasks.generators.support_intent [--out DIR] [--seed N]``."""
-    parser = argparse.ArgumentParser(description=f"Regenerate the {DATASET_NAME} dataset.")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR, help="output directory")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generation seed")
-    args = parser.parse_args(argv)
-    for split, path in write(args.out, args.seed).items():
-        with path.open(encoding="utf-8") as fh:
-            n = sum(1 for _ in fh)
-        print(f"{split}: {n} rows -> {path}")
+    run_cli(f"Regenerate the {DATASET_NAME} dataset.", generate, DEFAULT_OUT_DIR, DEFAULT_SEED, argv)
 
 
 if __name__ == "__main__":
