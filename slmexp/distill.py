@@ -168,8 +168,9 @@ def cache_key(cfg: DictConfig, task: Task, split: str) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def read_cache(path: Path) -> dict[int, dict[str, Any]]:
-    """Cached teacher answers by row index; a line cut off by a crash is ignored (that input is asked again)."""
+def read_cache(path: Path, field: str = "raw") -> dict[int, dict[str, Any]]:
+    """Cached answers (`field` holds the output) by row index; a line cut off by a crash is ignored (that input is
+    asked again)."""
     out: dict[int, dict[str, Any]] = {}
     if not path.is_file():
         return out
@@ -178,7 +179,7 @@ def read_cache(path: Path) -> dict[int, dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(row, dict) and isinstance(row.get("i"), int) and "raw" in row:
+        if isinstance(row, dict) and isinstance(row.get("i"), int) and field in row:
             out[row["i"]] = row
     return out
 
