@@ -134,7 +134,7 @@ def validate(cfg: DictConfig) -> None:
     for key in ("llm.model.name", "llm.runtime.name", "llm.runtime._target_"):
         if not OmegaConf.select(r, key):
             raise fail(f"router.{key}", "must be set")
-    if cfg.eval.get("bench") and int(cfg.eval.get("num_fewshot") or 0) > 0:
+    if int(cfg.eval.get("num_fewshot") or 0) > 0:
         raise fail("eval.num_fewshot", "routing scores zero-shot prompts only; set eval.num_fewshot=0")
 
 

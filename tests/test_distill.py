@@ -33,6 +33,9 @@ def test_garbage_teacher_is_counted_and_skipped_never_trained_on(tiny_model_dir,
         assert r["status"] == "rejected" and r["reason"] in ("not a label", "empty output") and r["label"] is None
         assert r["teacher"] == "tiny-teacher" and r["prompt"].startswith("Classify") and "raw" in r
     assert Path(d["cache_file"]).is_file()
+    from slmexp.summary import print_summary
+
+    print_summary(rec)
 
     with pytest.raises(ConfigError, match=r"distill\.min_kept"):  # a new run dir: the cache answers, no teacher
         run_job(cfg, tmp_path / "run2")

@@ -100,6 +100,9 @@ def test_routed_job_end_to_end_on_tiny_models_and_report(tiny_model_dir, tiny_ov
     assert rec["metrics"]["values"]["exact_match"] == r["routed"]["accuracy"]
     assert rec["cost"]["basis"] == "routed" and rec["cost"]["usd_per_1k_requests"] > 0
     assert rec["speed"]["latency_ms"]["p50"] > 0 and rec["run"]["stages_s"].get("route") is not None
+    from slmexp.summary import print_summary
+
+    print_summary(rec)  # the CLI's closing summary reads the routed blocks
     samples = [json.loads(x) for x in (tmp_path / "sweep" / "0" / r["samples"]).read_text().splitlines()]
     assert len(samples) == 4 and all(0 < s["slm_confidence"] <= 1 for s in samples)
     assert sum(s["escalated"] for s in samples) == r["n_escalated"]
