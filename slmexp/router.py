@@ -214,11 +214,14 @@ def _slm_label_prob(task: Task, rows: list[dict[str, Any]]) -> Callable[[Any, in
             ctx, conts = lm.apply_chat_template([{"role": "user", "content": prompt}]), labels
         else:
             ctx, conts = f"{prompt}\n{task.cfg.get('answer_prefix') or ''}", [f" {x}" for x in labels]
-        reqs = [Instance("loglikelihood", {}, (ctx, c), j) for j, c in enumerate(conts)]
         t0 = time.perf_counter()
-        out = lm.loglikelihood(reqs, disable_tqdm=True)
+        if getattr(runtime, "name", None) == "transformers" and hasattr(lm, "_encode_pair"):
+            pairs = [lm._encode_pair(ctx, c) for c in conts]  # lm-eval's own split of context / continuation
+            lp = shared_prefix_logprobs(runtime.model, pairs)
+        else:  # e.g. llama.cpp's LM, which already reuses the shared prompt's KV cache across requests
+            reqs = [Instance("loglikelihood", {}, (ctx, c), j) for j, c in enumerate(conts)]
+            lp = [float(x[0]) for x in lm.loglikelihood(reqs, disable_tqdm=True)]
         latency = time.perf_counter() - t0
-        lp = [float(x[0]) for x in out]
         probs = label_softmax(lp)
         best = int(np.argmax(probs))
         return {"id": rows[i].get("id"), "answer": labels[best], "confidence": round(float(probs[best]), 6),
@@ -226,6 +229,38 @@ def _slm_label_prob(task: Task, rows: list[dict[str, Any]]) -> Callable[[Any, in
                 "input_tokens": len(lm.tok_encode(ctx)), "output_tokens": 0}
 
     return one
+
+
+def shared_prefix_logprobs(model: Any, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
+    """log p(continuation | context) for continuations of one context, the context encoded once.
+
+    lm-eval's HFLM re-encodes the whole prompt for every label (12 prompts of ~280 tokens per request here, ~10x
+    the cost of answering it); a router pays the prompt once, then a few tokens per label on its KV cache, which is
+    what a deployment would do. Same numbers as HFLM's `loglikelihood` (tests/test_router.py checks it).
+    """
+    import torch
+
+    dev = next(model.parameters()).device
+    prefixes = {tuple(ctx) for ctx, _ in pairs}
+    out_lp: list[float] = []
+    with torch.no_grad():
+        cache_for: dict[tuple[int, ...], Any] = {}
+        for ctx, cont in pairs:
+            key = tuple(ctx)
+            if key not in cache_for:
+                if len(prefixes) > 1:
+                    cache_for.clear()
+                out = model(input_ids=torch.tensor([ctx], device=dev), use_cache=True)
+                cache_for[key] = (out.past_key_values, torch.log_softmax(out.logits[0, -1].float(), -1))
+            cache, first = cache_for[key]
+            total = float(first[cont[0]])
+            if len(cont) > 1:
+                o = model(input_ids=torch.tensor([cont[:-1]], device=dev), past_key_values=cache, use_cache=True)
+                lp = torch.log_softmax(o.logits[0].float(), -1)
+                total += float(lp[torch.arange(len(cont) - 1), torch.tensor(cont[1:], device=dev)].sum())
+                cache.crop(-(len(cont) - 1))  # back to the bare prompt for the next label
+            out_lp.append(total)
+    return out_lp
 
 
 def _llm_answer(task: Task, rows: list[dict[str, Any]]) -> Callable[[Any, int], dict[str, Any]]:

@@ -87,3 +87,34 @@ def test_distill_config_errors_name_the_key() -> None:
     with pytest.raises(ConfigError, match=r"^distill\.limit"):
         validate(compose(["+arm=slm-distilled", "distill.limit=-3"]))
     validate(compose(["+arm=slm-distilled"]))
+
+
+@pytest.mark.slow
+def test_real_teacher_labels_train_the_student(tiny_model_dir, tiny_overrides, tmp_path) -> None:
+    """The Qwen2.5-Coder-1.5B teacher (llama.cpp) labels 6 train inputs; the tiny student trains on the kept ones."""
+    import os
+
+    from slmexp.pipeline import run_job
+
+    real = Path(os.environ.get("SLMEXP_CACHE_DIR", Path.home() / ".cache" / "slmexp"))
+    cfg = compose(["+arm=slm-distilled"])
+    from slmexp import models
+    from slmexp.errors import ModelResolutionError
+
+    try:  # the converted teacher from the machine's cache (a fresh conversion takes minutes)
+        models.resolve(cfg.distill.teacher.model, real)
+    except ModelResolutionError as e:
+        pytest.skip(f"no Qwen2.5-Coder-1.5B here (make baseline-model): {e}")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for sub in ("hf", "gguf"):  # models from the real cache; teacher answers and training in a fresh one
+        if (real / sub).exists():
+            (cache / sub).symlink_to(real / sub)
+    overrides = [o for o in tiny_overrides if not o.startswith("paths.cache_dir")]
+    rec = run_job(compose([*overrides, f"paths.cache_dir={cache}", "adapter=lora", "distill=qwen2.5-coder-1.5b",
+                           "distill.limit=6", "distill.min_kept=1", "++distill.teacher.runtime.n_threads=1",
+                           "train.max_steps=2", "eval.bench.n=0"]), tmp_path / "run")
+    d = rec["distill"]
+    assert d["n_queried"] == 6 and d["n_kept"] + d["n_rejected"] == 6 and d["n_kept"] >= 4
+    assert rec["train"]["train_examples"] == d["n_kept"] and rec["train"]["cached"] is False
+    assert d["cost_usd"] > 0 and d["cost"]["basis"] == "hardware"

@@ -117,3 +117,19 @@ def test_routed_job_end_to_end_on_tiny_models_and_report(tiny_model_dir, tiny_ov
     assert [line.split(" | ")[2] for line in md.splitlines()[4:]] == ["slm-only", "routed", "routed", "llm-only"]
     assert paths["router_png"].stat().st_size > 0
     assert "transformers→tiny-llm" in paths["md"].read_text()
+
+
+def test_shared_prefix_scoring_equals_lm_evals_loglikelihood(tiny_model_dir) -> None:
+    from lm_eval.api.instance import Instance
+
+    from slmexp.router import shared_prefix_logprobs
+    from slmexp.runtimes.transformers import TransformersRuntime
+
+    rt = TransformersRuntime(str(tiny_model_dir), device="cpu", batch_size=4)
+    lm = rt.lm_eval_model()
+    ctx = lm.apply_chat_template([{"role": "user", "content": "Where is my parcel?"}])
+    conts = ["order_status", "cancel_order", "speak_to_human", "x"]
+    ref = [x[0] for x in lm.loglikelihood([Instance("loglikelihood", {}, (ctx, c), i) for i, c in enumerate(conts)],
+                                          disable_tqdm=True)]
+    got = shared_prefix_logprobs(rt.model, [lm._encode_pair(ctx, c) for c in conts])
+    assert got == pytest.approx(ref, abs=1e-3)
