@@ -152,6 +152,9 @@ def slm_key(cfg: DictConfig, task: Task, record: dict[str, Any]) -> str:
     skip = ("paths", "router", "logger", "name", "eval", "cost", "baseline", "optimized_metric", "hydra")
     parts = {k: v for k, v in c.items() if k not in skip}
     parts["task"] = {k: v for k, v in parts["task"].items() if k != "data"}
+    from slmexp.distill import answer_config
+
+    parts["runtime"] = answer_config(cfg.runtime)  # threads and batch size change timings, not answers
     if str(cfg.adapter.name) == "none":
         parts.pop("train", None)
         parts.pop("distill", None)
