@@ -235,35 +235,38 @@ def _slm_label_prob(task: Task, rows: list[dict[str, Any]]) -> Callable[[Any, in
 
 
 def shared_prefix_logprobs(model: Any, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
-    """log p(continuation | context) for continuations of one context, the context encoded once.
+    """log p(continuation | context) for every continuation of one context: the context encoded once, then all
+    continuations in one batched forward pass on its KV cache.
 
     lm-eval's HFLM re-encodes the whole prompt for every label (12 prompts of ~280 tokens per request here, ~10x
-    the cost of answering it); a router pays the prompt once, then a few tokens per label on its KV cache, which is
-    what a deployment would do. Same numbers as HFLM's `loglikelihood` (tests/test_router.py checks it).
+    the cost of answering it); a router pays the prompt once plus one short batched step, as a deployment would.
+    Same numbers as HFLM's `loglikelihood` (tests/test_router.py checks it). Right padding in the batch does not
+    change the earlier positions' logits (causal attention), and only those are read.
     """
     import torch
 
+    ctxs = {tuple(ctx) for ctx, _ in pairs}
+    if len(ctxs) > 1:  # not one shared prompt: score each context on its own
+        return [shared_prefix_logprobs(model, [p])[0] for p in pairs]
+    ctx = pairs[0][0]
     dev = next(model.parameters()).device
-    prefixes = {tuple(ctx) for ctx, _ in pairs}
-    out_lp: list[float] = []
     with torch.no_grad():
-        cache_for: dict[tuple[int, ...], Any] = {}
-        for ctx, cont in pairs:
-            key = tuple(ctx)
-            if key not in cache_for:
-                if len(prefixes) > 1:
-                    cache_for.clear()
-                out = model(input_ids=torch.tensor([ctx], device=dev), use_cache=True)
-                cache_for[key] = (out.past_key_values, torch.log_softmax(out.logits[0, -1].float(), -1))
-            cache, first = cache_for[key]
-            total = float(first[cont[0]])
-            if len(cont) > 1:
-                o = model(input_ids=torch.tensor([cont[:-1]], device=dev), past_key_values=cache, use_cache=True)
-                lp = torch.log_softmax(o.logits[0].float(), -1)
-                total += float(lp[torch.arange(len(cont) - 1), torch.tensor(cont[1:], device=dev)].sum())
-                cache.crop(-(len(cont) - 1))  # back to the bare prompt for the next label
-            out_lp.append(total)
-    return out_lp
+        out = model(input_ids=torch.tensor([ctx], device=dev), use_cache=True)
+        first = torch.log_softmax(out.logits[0, -1].float(), -1)
+        totals = [float(first[cont[0]]) for _, cont in pairs]
+        rest = [i for i, (_, cont) in enumerate(pairs) if len(cont) > 1]
+        if rest:
+            width = max(len(pairs[i][1]) - 1 for i in rest)
+            batch = [pairs[i][1][:-1] + [pairs[i][1][0]] * (width - len(pairs[i][1]) + 1) for i in rest]
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(len(rest))
+            o = model(input_ids=torch.tensor(batch, device=dev), past_key_values=cache, use_cache=True)
+            lp = torch.log_softmax(o.logits.float(), -1)
+            for row, i in enumerate(rest):
+                cont = pairs[i][1]
+                idx = torch.arange(len(cont) - 1, device=dev)
+                totals[i] += float(lp[row, idx, torch.tensor(cont[1:], device=dev)].sum())
+    return totals
 
 
 def _llm_answer(task: Task, rows: list[dict[str, Any]]) -> Callable[[Any, int], dict[str, Any]]:
