@@ -14,8 +14,10 @@ The record (`router.composition`) says so. SLM-only and LLM-only are composed fr
 
 Confidence, by task.kind (`router.confidence` = null picks the kind's default):
 - classification -> `label_prob`: softmax over task.labels of the SLM's log-likelihoods of each label as the
-  answer (lm-eval `loglikelihood` requests on the runtime's LM, with the same chat template as the evaluation);
-  the SLM's answer is the most likely label and one "request" is the scoring of all labels for one input;
+  answer, in the evaluation's context (chat template, lm-eval's context/continuation split). On transformers the
+  prompt is encoded once and all labels scored in one batched pass on its KV cache (`shared_prefix_logprobs`);
+  other runtimes get lm-eval `loglikelihood` requests on their LM (llama.cpp's reuses the shared prefix itself).
+  The SLM's answer is the most likely label; one "request" is the scoring of all labels for one input;
 - extraction / tool_call / qa -> `validity`: the SLM generates; confidence is 1 when its output passes the kind's
   validity check (a JSON object; a JSON tool call with a name and arguments; a non-empty answer), else 0. These
   checks are pluggable (`VALIDITY`); routing those kinds end to end waits for their scoring rules in tasks/.
