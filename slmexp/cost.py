@@ -103,6 +103,31 @@ def compute(cost_cfg: DictConfig, runtime_cfg: DictConfig, speed: dict[str, Any]
     return {k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in out.items()}  # 6 significant digits
 
 
+def request_pricer(cost_cfg: DictConfig | None, runtime_cfg: DictConfig) -> tuple[dict[str, Any], Any] | None:
+    """(description, fn(latency_s, input_tokens, output_tokens) -> USD) for single measured requests, or None.
+
+    The same two bases as `compute`, applied per request rather than to a benchmark's rates, for stages that
+    measure requests one by one (a distillation teacher's labels, the two models of a router): hardware = the
+    hourly price times the request's wall time (the instance busy with it alone, as in `compute` at concurrency
+    1); api = the request's tokens times the per-1M-token prices.
+    """
+    kind = basis(cost_cfg, runtime_cfg) if cost_cfg is not None else None
+    if kind is None:
+        return None
+    if kind == "hardware":
+        hw = cost_cfg.hardware
+        usd_per_s = float(hw.usd_per_hour) / 3600.0
+        desc = {"basis": "hardware", "profile": str(cost_cfg.name),
+                "hardware": {k: hw.get(k) for k in ("instance", "usd_per_hour", "source", "as_of")},
+                "assumption": "USD/h x measured request wall time; one request at a time"}
+        return desc, lambda latency_s, _in, _out: usd_per_s * float(latency_s)
+    prices = api_prices(cost_cfg, runtime_cfg)
+    p_in, p_out = prices["input_usd_per_mtok"], prices["output_usd_per_mtok"]
+    desc = {"basis": "api", "profile": str(cost_cfg.name), "api": prices,
+            "assumption": "measured input/output tokens x price per 1M tokens"}
+    return desc, lambda _lat, n_in, n_out: ((n_in or 0) * p_in + (n_out or 0) * p_out) / 1e6
+
+
 @contextmanager
 def energy_tracker(cost_cfg: DictConfig | None, enabled: bool, sink: dict[str, Any]):
     """Measure energy of the block with codecarbon (offline); fill `sink` with kWh and how it was estimated.

@@ -106,6 +106,10 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
 
     with _stage(record, "validate", state):
         slm_config.validate(cfg)
+        from slmexp import distill, router
+
+        distill.validate(cfg)
+        router.validate(cfg)
         needs_train = cfg.adapter.name != "none"
         splits = [str(cfg.eval.split)]
         if needs_train or int(cfg.eval.get("num_fewshot") or 0) > 0:
@@ -146,6 +150,9 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
     if needs_train:
         from slmexp.train import cached_or_train
 
+        if distill.enabled(cfg):  # the student's train split becomes the teacher's kept labels
+            with _stage(record, "distill", state):
+                task = distill.run(cfg, task, run_dir, record)
         with _stage(record, "train", state):
             result = cached_or_train(cfg, task, resolved, run_dir / "train")
         record.set("train", result.block)
@@ -170,6 +177,12 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
 
     from slmexp.evaluate import evaluate
     from slmexp.runtimes import build_runtime
+
+    if router.enabled(cfg):  # the routed system (this SLM + router.llm) replaces the evaluate/benchmark stages
+        with _stage(record, "route", state):
+            router.run(cfg, task, run_dir, record, lambda: build_runtime(
+                cfg, eval_path and str(eval_path), None if gguf_path else adapter_path, gguf_path))
+        return
 
     with _stage(record, "load", state):
         runtime = build_runtime(cfg, eval_path and str(eval_path), None if gguf_path or onnx_path else adapter_path,

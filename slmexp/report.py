@@ -244,6 +244,8 @@ def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
     name = str(model.get("name") or _get(cfg, "model", "name") or run.get("name") or "?")
     adapter = str(model.get("adapter") or _get(cfg, "adapter", "name") or "none")
     runtime = str(_get(cfg, "runtime", "name") or "?")
+    if rec.get("router"):  # an SLM-first routed system: the SLM's runtime, escalating to the LLM
+        runtime += f"→{rec['router'].get('llm')}"
     quant = _quant_name(rec)
     seed = _get(cfg, "seed")
     if seed is None:
@@ -776,7 +778,8 @@ def write_report(root: Path, out_dir: Path | None = None, baseline: str | None =
     root = Path(root)
     out = Path(out_dir) if out_dir is not None else root
     out.mkdir(parents=True, exist_ok=True)
-    df = build_table(collect(root), baseline=baseline)
+    records = collect(root)
+    df = build_table(records, baseline=baseline)
     paths = {
         "md": _write(out / "comparison.md", to_markdown(df, caption)),
         "csv": _write(out / "comparison.csv", to_csv(df)),
@@ -792,6 +795,9 @@ def write_report(root: Path, out_dir: Path | None = None, baseline: str | None =
     for name, xcol, xlabel, title, missing in plots:
         png, svg = _plot(df, xcol, xlabel, title, missing, out / name)
         paths[f"{name}_png"], paths[f"{name}_svg"] = png, svg
+    from slmexp.router import write_router_report
+
+    paths.update(write_router_report(records, out))  # router runs: a row per threshold and the accuracy-cost curve
     return paths
 
 

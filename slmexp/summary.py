@@ -60,11 +60,11 @@ def print_summary(record: dict[str, Any]) -> None:
     if metrics.get("chance"):
         table.add_row("chance level", f"{metrics['chance']:.3f} (1/K)")
     speed = record.get("speed") or {}
-    if speed:
+    if speed.get("load_s") is not None:
         table.add_row("model load", f"{speed.get('load_s', 0):.1f} s; peak RSS {speed.get('peak_rss_mb', 0):.0f} MB")
         table.add_row("evaluation", f"{speed.get('eval_wall_s', 0):.1f} s wall "
                                     f"({speed.get('eval_examples_per_s') or 0:.2f} examples/s)")
-    if speed.get("n_requests"):
+    if speed.get("n_requests") and speed.get("ttft_ms"):
         table.add_row("speed", f"TTFT p50 {speed['ttft_ms']['p50']:.0f} ms, latency p50/p95 "
                                f"{speed['latency_ms']['p50']:.0f}/{speed['latency_ms']['p95']:.0f} ms, decode "
                                f"{_fmt_rate(speed['decode_tokens_per_s']['p50'])} (p50), "
@@ -77,7 +77,9 @@ def print_summary(record: dict[str, Any]) -> None:
     cost = record.get("cost") or {}
     if cost:
         per_1k, per_m = cost.get("usd_per_1k_requests"), cost.get("usd_per_1m_output_tokens")
-        if cost["basis"] == "hardware":
+        if cost["basis"] == "routed":
+            how = "SLM cost for every request + LLM cost for escalated ones, per measured request (router)"
+        elif cost["basis"] == "hardware":
             hw = cost["hardware"]
             how = f"{hw['instance']} at ${hw['usd_per_hour']}/h ({hw['as_of']}), measured throughput"
         else:
@@ -91,6 +93,17 @@ def print_summary(record: dict[str, Any]) -> None:
             f"{cost['wh_per_1k_requests']:.2f} Wh per 1k requests" if cost.get("wh_per_1k_requests") else None,
         ) if x)
         table.add_row("cost", f"{money or 'n/a'}; basis {cost['basis']}: {how}")
+    if d := record.get("distill"):
+        spent = f", ${d['cost_usd']:.4f} for the labels" if d.get("cost_usd") is not None else ""
+        table.add_row("distillation", f"teacher {d['teacher']}: {d['n_kept']} answers kept, {d['n_rejected']} "
+                                      f"rejected {d['rejected_reasons'] or ''} of {d['n_inputs']} inputs; "
+                                      f"{d['n_queried']} asked now, {d['n_cached']} from the cache{spent}")
+    if r := record.get("router"):
+        table.add_row("routing", f"threshold {r['threshold']:g} ({r['confidence']}): {r['n_escalated']}/{r['n']} "
+                                 f"escalated to {r['llm']}; SLM-only acc {r['slm_only']['accuracy']:.3f}, LLM-only "
+                                 f"acc {r['llm_only']['accuracy']:.3f}; latency p50/p95 "
+                                 f"{r['routed']['latency_ms']['p50']:.0f}/{r['routed']['latency_ms']['p95']:.0f} ms "
+                                 f"(composed per request)")
     table.add_row("stages (s)", ", ".join(f"{k} {v:.1f}" for k, v in run.get("stages_s", {}).items()))
     table.add_row("wall", f"{run.get('wall_s') or 0:.1f} s")
     if run.get("error"):
