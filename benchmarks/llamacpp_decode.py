@@ -46,8 +46,8 @@ def main() -> None:
     import llama_cpp
     from transformers import AutoTokenizer
 
-    from slmexp.quantize import available_cores
     from slmexp.runtimes.llamacpp import LlamaCppRuntime, _model_params
+    from slmexp.system import available_cores
 
     cfg = compose([])
     model = resolved_default_model(cfg)
@@ -58,7 +58,7 @@ def main() -> None:
     with _model_params(use_extra_bufts=False):
         bare = llama_cpp.Llama(model_path=gguf, n_ctx=2048, n_batch=512, n_threads=threads,
                                n_threads_batch=threads, verbose=False)
-    ours = LlamaCppRuntime(str(model.path), gguf_path=gguf, n_threads=threads, n_ctx=2048, n_batch=512)
+    ours = LlamaCppRuntime(str(model.path), artifact_path=gguf, n_threads=threads, n_ctx=2048, n_batch=512)
     bare_decode(bare, rendered[0], 8), ours_decode(ours, PROMPTS[0], 8)  # warm-up, not timed
     rates: dict[str, list[float]] = {"bare": [], "slmexp": []}
     for _ in range(args.rounds):

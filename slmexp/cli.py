@@ -11,13 +11,13 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from slmexp.config import CONF_DIR, register_resolvers
+from slmexp.config import CONF_PKG, register_resolvers
 
 log = logging.getLogger("slmexp")
 register_resolvers()
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="config")
 def _app(cfg: DictConfig) -> float | None:
     from slmexp.errors import SlmexpError
     from slmexp.pipeline import _hydra_context, objective, run_job

@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from slmexp.config import fail
+from slmexp.origin import fail
 
 log = logging.getLogger(__name__)
 

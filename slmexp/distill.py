@@ -4,13 +4,15 @@ Why a stage of its own: in real use the teacher is a paid API LLM, so its answer
 price. Every answer goes, as soon as it arrives, into a JSONL cache under `paths.cache_dir/distill/<key>.jsonl`,
 keyed by the teacher (model and runtime config), the prompt rendering and the sha256 of the input data; a re-run,
 in any run dir, queries only the inputs the cache lacks (none, usually), and a crash loses at most one answer.
-The run dir gets the rows it used (`distill/teacher_outputs.jsonl`: teacher, prompt, raw output, parse status).
+The teacher is loaded and asked by slmexp.teacher, as the router's LLM is. The run dir gets the rows it used
+(`distill/teacher_outputs.jsonl`: teacher, prompt, raw output, parse status).
 
-An answer the task's parse rule rejects (for classification: the normalised output is not one of `task.labels`)
-is counted with its reason and skipped, never trained on. The student is then trained by the ordinary training
-stage (`slmexp.train.cached_or_train`) on a Task whose train split holds the kept (text, teacher label) pairs and
-whose train sha256 is that data's, so the training cache never confuses a distilled adapter with a gold one. Gold
-labels are not used: the validation split (eval loss during training) is dropped from the student's task.
+An answer the task kind's parse rule rejects (`TaskKind.teacher_parse` in slmexp.tasks.kinds; for classification:
+the normalised output is not one of `task.labels`) is counted with its reason and skipped, never trained on. The
+student is then trained by the ordinary training stage (`slmexp.train.cached_or_train`) on a Task whose train split
+holds the kept (text, teacher label) pairs and whose train sha256 is that data's, so the training cache never
+confuses a distilled adapter with a gold one. Gold labels are not used: the validation split (eval loss during
+training) is dropped from the student's task.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from slmexp.config import fail
+from slmexp.cache import append_jsonl, content_key, read_jsonl_cache
+from slmexp.origin import fail
 from slmexp.tasks import Task, render_prompt
-from slmexp.tasks.metrics import normalize_label
+from slmexp.tasks.kinds import KINDS, kind
+from slmexp.teacher import answer, answer_config, load_model_runtime, sub_config
 
 log = logging.getLogger("slmexp.distill")
 
@@ -50,10 +54,11 @@ def validate(cfg: DictConfig) -> None:
     d = cfg.distill
     if str(cfg.adapter.name) == "none":
         raise fail("adapter.name", f"distill={d.name} trains the student on teacher labels: choose an adapter "
-                   "(adapter=lora or +arm=slm-lora)")
-    if str(cfg.task.kind) not in PARSERS:
+                   "(adapter=lora or arm=slm-lora)")
+    if not kind(str(cfg.task.kind)).can_distill:
+        has = [k.name for k in KINDS.values() if k.can_distill]
         raise fail("task.kind", f"distillation has no parse rule for task.kind={cfg.task.kind} "
-                   f"(has: {', '.join(PARSERS)})")
+                   f"(has: {', '.join(has)})")
     for key in ("teacher.model.name", "teacher.runtime.name", "teacher.runtime._target_"):
         if not OmegaConf.select(d, key):
             raise fail(f"distill.{key}", "must be set")
@@ -66,93 +71,7 @@ def validate(cfg: DictConfig) -> None:
         raise fail("distill.min_kept", f"must be a positive integer, got {d.get('min_kept')!r}")
 
 
-# --- parse rules, keyed by task.kind: (raw teacher output, task) -> (value, None) or (None, reason) ---------------
-
-
-def parse_classification(raw: str, task: Task) -> tuple[str | None, str | None]:
-    """The normalised label if it is one of task.labels (the same normalisation the evaluation scores)."""
-    if not (raw or "").strip():
-        return None, "empty output"
-    label = normalize_label(raw)
-    if label not in task.labels:
-        return None, "not a label"
-    return label, None
-
-
-PARSERS: dict[str, Callable[[str, Task], tuple[str | None, str | None]]] = {
-    "classification": parse_classification,
-}
-
-
-# --- one timed request, shared with the router -----------------------------------------------------------------------
-
-
-def answer(runtime: Any, prompt: str, max_new_tokens: int, until: list[str]) -> dict[str, Any]:
-    """Greedy answer to one user turn, cut at the first `until` string, with its wall time and token counts.
-
-    Through `runtime.stream`, which applies the model's chat template as the evaluation does; latency is request
-    start -> last token (s, time.perf_counter).
-    """
-    t0 = time.perf_counter()
-    text = ""
-    for chunk, _t in runtime.stream(prompt, max_new_tokens):
-        text += chunk
-        if any(stop in text for stop in until):
-            break
-    latency = time.perf_counter() - t0
-    for stop in until:
-        text = text.split(stop)[0]
-    usage = dict(getattr(runtime, "last_usage", None) or {})
-    return {"raw": text, "latency_s": round(latency, 4), "input_tokens": usage.get("input_tokens"),
-            "output_tokens": usage.get("output_tokens"), "token_source": usage.get("source")}
-
-
-def sub_config(cfg: DictConfig, model: DictConfig, runtime: DictConfig) -> DictConfig:
-    """A config `build_runtime` and `cost` accept for a second model of the job (teacher, router LLM): served as
-    shipped (no adapter, no quantization step), with the job's seed, paths and cost profile."""
-    return OmegaConf.create({
-        "model": OmegaConf.to_container(model, resolve=True),
-        "runtime": OmegaConf.to_container(runtime, resolve=True),
-        "adapter": {"name": "none"}, "quantization": {"kind": "none", "name": "none"},
-        "seed": int(cfg.seed), "paths": OmegaConf.to_container(cfg.paths, resolve=True),
-    })
-
-
-def load_model_runtime(sub: DictConfig, key: str) -> Any:
-    """Resolve and load a second model (see `sub_config`); `key` names its config subtree in errors."""
-    from slmexp import models
-    from slmexp.errors import ModelResolutionError
-    from slmexp.runtimes import build_runtime
-
-    name = str(sub.runtime.name)
-    resolved = None
-    if name != "openai" or any(sub.model.source.get(k) for k in ("path", "hub", "wheel")):
-        try:
-            resolved = models.resolve(sub.model, sub.paths.cache_dir)
-        except ModelResolutionError as e:
-            if name != "openai":
-                raise fail(f"{key}.model.source", str(e)) from None
-    gguf = None
-    if name == "llamacpp":
-        gguf = resolved.gguf_path if resolved is not None else None
-        if gguf is None:
-            raise fail(f"{key}.runtime", f"{sub.model.name} ships no GGUF for runtime=llamacpp; serve it with "
-                       f"the transformers runtime ({key}/runtime: transformers)")
-    return build_runtime(sub, resolved and str(resolved.path), None, gguf and str(gguf))
-
-
 # --- the cache -------------------------------------------------------------------------------------------------------
-
-
-# Runtime keys that change how fast an answer comes, not what it says: left out of cache keys.
-EXECUTION_KEYS = ("n_threads", "threads", "batch_size", "n_batch", "concurrency", "timeout_s", "connect_timeout_s",
-                  "max_retries")
-
-
-def answer_config(runtime_cfg: DictConfig) -> dict[str, Any]:
-    """A runtime config minus `EXECUTION_KEYS`: what determines its greedy answers."""
-    c = OmegaConf.to_container(runtime_cfg, resolve=True)
-    return {k: v for k, v in c.items() if k not in EXECUTION_KEYS}
 
 
 def cache_key(cfg: DictConfig, task: Task, split: str) -> str:
@@ -165,23 +84,7 @@ def cache_key(cfg: DictConfig, task: Task, split: str) -> str:
         "data": task.sha256[split],
         "seed": int(cfg.seed),
     }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def read_cache(path: Path, field: str = "raw") -> dict[int, dict[str, Any]]:
-    """Cached answers (`field` holds the output) by row index; a line cut off by a crash is ignored (that input is
-    asked again)."""
-    out: dict[int, dict[str, Any]] = {}
-    if not path.is_file():
-        return out
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("i"), int) and field in row:
-            out[row["i"]] = row
-    return out
+    return content_key(parts)
 
 
 # --- the stage -------------------------------------------------------------------------------------------------------
@@ -202,7 +105,7 @@ def label_with_teacher(cfg: DictConfig, task: Task, run_dir: Path,
     inputs = rows[: int(limit)] if limit else rows
     key = cache_key(cfg, task, split)
     cache_path = Path(str(cfg.paths.cache_dir)).expanduser() / CACHE_SUBDIR / f"{key}.jsonl"
-    cached = read_cache(cache_path)
+    cached = read_jsonl_cache(cache_path)
     todo = [i for i in range(len(inputs)) if i not in cached]
     teacher_name = str(d.teacher.model.name)
     gen = task.cfg.generation
@@ -213,27 +116,27 @@ def label_with_teacher(cfg: DictConfig, task: Task, run_dir: Path,
         log.info("distill: asking teacher %s for %d of %d inputs (%d cached in %s)", teacher_name, len(todo),
                  len(inputs), len(inputs) - len(todo), cache_path)
         t0 = time.perf_counter()
-        runtime = load_teacher() if load_teacher is not None else load_model_runtime(sub, "distill.teacher")
+        runtime = (load_teacher() if load_teacher is not None
+                   else load_model_runtime(sub, "distill.teacher", Path(run_dir) / "distill" / "teacher"))
         load_s = round(time.perf_counter() - t0, 3)
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        with runtime, open(cache_path, "a", encoding="utf-8") as f:
+        with runtime:
             for n, i in enumerate(todo, 1):
                 prompt = render_prompt(task.cfg, inputs[i])
                 out = answer(runtime, prompt, int(gen.max_new_tokens), list(gen.until))
                 entry = {"i": i, "id": inputs[i].get("id"), "teacher": teacher_name,
                          "teacher_runtime": str(d.teacher.runtime.name), "prompt": prompt, **out,
                          "queried_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-                f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-                f.flush()  # each answer is kept the moment it arrives: a crash or a failed check loses nothing
+                append_jsonl(cache_path, entry)  # kept the moment it arrives: a crash or a failed check loses nothing
                 cached[i] = entry
                 if n % 25 == 0:
                     log.info("distill: %d/%d teacher answers", n, len(todo))
-    parse = PARSERS[str(task.cfg.kind)]
+    parse = kind(task.kind).teacher_parse
+    assert parse is not None  # validate() refused the kind otherwise
     pricer = _pricer(cfg, sub)
     out_rows: list[dict[str, Any]] = []
     for i in range(len(inputs)):
         entry = dict(cached[i])
-        value, reason = parse(entry["raw"], task)
+        value, reason = parse(entry["raw"], task.labels)
         entry.update(status="kept" if reason is None else "rejected", label=value, reason=reason,
                      parse_rule=f"{task.cfg.kind}/v{PARSE_VERSION}", from_cache=i not in todo)
         if pricer is not None:
@@ -257,7 +160,8 @@ def _block(cfg: DictConfig, task: Task, rows: list[dict[str, Any]], inputs: list
     kept = [r for r in rows if r["status"] == "kept"]
     rejected = [r for r in rows if r["status"] == "rejected"]
     queried = [r for r in rows if not r["from_cache"]]
-    gold = task.cfg.fields.label
+    k = kind(task.kind)
+    gold = task.cfg.fields[k.gold_role]
     agree = sum(1 for r, row in zip(rows, inputs, strict=True) if r["status"] == "kept" and r["label"] == row[gold])
     costs = [r["cost_usd"] for r in rows if r.get("cost_usd") is not None]
     lat = [r["latency_s"] for r in rows]
@@ -275,7 +179,7 @@ def _block(cfg: DictConfig, task: Task, rows: list[dict[str, Any]], inputs: list
         "n_kept": len(kept),
         "n_rejected": len(rejected),
         "rejected_reasons": dict(sorted(Counter(r["reason"] for r in rejected).items())),
-        "parse_rule": f"{task.cfg.kind}/v{PARSE_VERSION}: normalised output must be one of task.labels",
+        "parse_rule": f"{k.name}/v{PARSE_VERSION}: {k.teacher_parse_note}",
         # a diagnostic of label noise only: gold labels never reach the student
         "teacher_agreement_with_gold": round(agree / len(kept), 4) if kept else None,
         "gold_labels_used_for_training": False,
@@ -301,10 +205,11 @@ def student_task(task: Task, rows: list[dict[str, Any]], block: dict[str, Any], 
     """The student's Task: train = kept (text, teacher label) pairs only; the validation split (gold labels, used
     for eval loss) dropped unless it is the evaluation split; train sha256 = the teacher data's."""
     fields = task.cfg.fields
+    gold = fields[kind(task.kind).gold_role]  # the teacher's label takes the gold answer's place
     src = task.splits[str(block["split"])]
     train = [{"id": src[r["i"]].get("id"), "_line": src[r["i"]]["_line"], fields.text: src[r["i"]][fields.text],
-              fields.label: r["label"]} for r in rows if r["status"] == "kept"]
-    data = json.dumps([[t[fields.text], t[fields.label]] for t in train], ensure_ascii=False)
+              gold: r["label"]} for r in rows if r["status"] == "kept"]
+    data = json.dumps([[t[fields.text], t[gold]] for t in train], ensure_ascii=False)
     sha = hashlib.sha256(f"{block['cache_key']}\n{data}".encode()).hexdigest()
     block["data_sha256"] = sha
     splits = {k: v for k, v in task.splits.items() if k != "validation" or k == eval_split}

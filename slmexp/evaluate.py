@@ -49,8 +49,8 @@ def prepare_lm_eval(task: Task, limit_prompts: int) -> None:
 
     from lm_eval.tasks import TaskManager
 
-    from slmexp.config import fail
     from slmexp.errors import DataError
+    from slmexp.origin import fail
 
     include = task.cfg.get("include_path")
     manager = TaskManager(include_path=str(Path(str(include)).expanduser()) if include else None)

@@ -19,8 +19,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from slmexp.cache import sha256_file, write_json_atomic
 from slmexp.errors import ChecksumError, ModelResolutionError
-from slmexp.record import sha256_file, write_json_atomic
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
 _MARKER = "slmexp_source.json"

@@ -7,7 +7,7 @@ resolve model -> (train) -> (quantize) -> runtime -> evaluate -> (benchmark) -> 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from slmexp import config as slm_config
 from slmexp.record import RunRecord, provenance
+from slmexp.system import gpu_max_memory_mb, peak_rss_mb, reset_peak_rss
 
 
 @contextmanager
@@ -52,7 +53,7 @@ def run_job(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     if previous is not None:  # resume: this exact job already finished here; keep it, redo nothing
         previous["run"]["skipped"] = True
         return previous
-    _reset_peak_rss()
+    reset_peak_rss()
     record = RunRecord.start(run_dir, name=str(cfg.name), sweep=sweep, job=job, config=container)
     record.data["run"]["fingerprint"] = fp
     state: dict[str, Any] = {"stage": "validate"}
@@ -122,12 +123,10 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
 
             prepare_lm_eval(task, n_bench)
 
-    remote = cfg.runtime.name == "openai"
-    if remote:  # one INFO line per HTTP request would bury the progress bars
-        import logging
+    from slmexp.runtimes import runtime_class
 
-        for name in ("httpx", "httpx2", "openai"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    runtime_cls = runtime_class(cfg.runtime)
+    remote = bool(runtime_cls.remote)
     with _stage(record, "resolve", state):
         resolved, why_not = None, "an API model: no local weights"
         if remote and any(cfg.model.source.get(k) for k in ("path", "hub", "wheel")):
@@ -163,36 +162,33 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
         record.data["model"]["evaluated_path"] = str(eval_path)
         record.data["model"]["adapter"] = str(cfg.adapter.name)
         record.save()
-    gguf_path = None
-    if cfg.quantization.kind == "gguf" or cfg.runtime.name == "llamacpp":
-        with _stage(record, "quantize", state):
-            gguf_path = _gguf_for_run(cfg, resolved, eval_path, adapter_path, run_dir, record)
-    onnx_path = None
-    if cfg.quantization.kind == "onnx" or cfg.runtime.name == "ortgenai":
-        from slmexp.quantize_onnx import onnx_for_run
+    from slmexp import quantize
 
+    source = quantize.Source(checkpoint=None if eval_path is None else Path(eval_path), adapter_path=adapter_path,
+                             shipped_gguf=None if resolved is None else resolved.gguf_path, trained=needs_train)
+    if runtime_cls.needs not in ("checkpoint", "endpoint") or cfg.quantization.kind != "none":  # a file to make
         with _stage(record, "quantize", state):
-            onnx_path, block = onnx_for_run(cfg, eval_path, adapter_path)
-        record.set("quantization", block)
+            artifact = quantize.prepare(cfg, runtime_cls.needs, source, run_dir, _calibration(task))
+    else:
+        artifact = quantize.prepare(cfg, runtime_cls.needs, source, run_dir, None)
+    if artifact.block is not None:
+        record.set("quantization", artifact.block)
+    model_path = None if eval_path is None else str(eval_path)
+    runtime_adapter = adapter_path if artifact.kind == "checkpoint" else None  # a file export has it merged in
 
     from slmexp.evaluate import evaluate
     from slmexp.runtimes import build_runtime
 
     if router.enabled(cfg):  # the routed system (this SLM + router.llm) replaces the evaluate/benchmark stages
         with _stage(record, "route", state):
-            router.run(cfg, task, run_dir, record, lambda: build_runtime(
-                cfg, eval_path and str(eval_path), None if gguf_path else adapter_path, gguf_path))
+            router.run(cfg, task, run_dir, record, lambda: build_runtime(cfg, model_path, runtime_adapter, artifact))
         return
 
     with _stage(record, "load", state):
-        runtime = build_runtime(cfg, eval_path and str(eval_path), None if gguf_path or onnx_path else adapter_path,
-                                gguf_path, onnx_path)
-        if cfg.quantization.kind == "bnb":
-            record.set("quantization", {
-                "kind": "bnb", "name": str(cfg.quantization.name),
-                "memory_footprint_bytes": getattr(runtime, "memory_footprint", None),
-                "full_precision_bytes": resolved.bytes_on_disk,
-            })
+        runtime = build_runtime(cfg, model_path, runtime_adapter, artifact)
+        if artifact.block is not None and artifact.kind == "checkpoint":  # quantized while loading (bitsandbytes)
+            artifact.block["memory_footprint_bytes"] = getattr(runtime, "memory_footprint", None)
+            record.set("quantization", artifact.block)
     with runtime:
         with _stage(record, "evaluate", state):
             result = evaluate(runtime.lm_eval_model(), task, cfg.eval, run_dir / "lm_eval",
@@ -233,12 +229,9 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
                                        measure=energy_tracker(cfg.get("cost"), enabled=not remote, sink=energy)))
                 if energy:
                     speed["energy"] = energy
-        speed["peak_rss_mb"] = _peak_rss_mb()
-        speed["gpu_max_memory_mb"] = _gpu_max_memory_mb()
-        speed["note"] = {"openai": "timings of requests to a remote endpoint: network included; peak_rss_mb is "
-                                   "this client's",
-                         "vllm": "vLLM's engine runs in a subprocess: peak_rss_mb is the parent's and excludes it",
-                         }.get(str(cfg.runtime.name), "in-process: peak_rss_mb includes the model")
+        speed["peak_rss_mb"] = peak_rss_mb()
+        speed["gpu_max_memory_mb"] = gpu_max_memory_mb()
+        speed["note"] = runtime_cls.speed_note
         record.set("speed", speed)
         if cfg.get("cost") is not None:
             from slmexp.cost import compute
@@ -249,63 +242,14 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
                 record.set("cost", cost)
 
 
-_STATUS = Path("/proc/self/status")
+def _calibration(task: Any) -> Any:
+    """The train split as calibration data for quantizers that need it (Olive GPTQ), or None when it has none."""
+    from slmexp.quantize import Calibration
 
-
-def _reset_peak_rss() -> None:
-    """Reset the kernel's peak-RSS counter (VmHWM) so each job of a multirun, which all share one process,
-    reports its own peak. Linux >= 4.0; elsewhere the figure stays the process's lifetime peak."""
-    with suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def _peak_rss_mb() -> float:
-    """Peak resident memory (MiB) since the job started (VmHWM), or the process's lifetime peak (ru_maxrss)."""
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)  # kB
-    except OSError:
-        pass
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def _gpu_max_memory_mb() -> float | None:
-    """torch's peak CUDA allocation, when torch is loaded and a GPU is in use; None on CPU."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is None or not torch.cuda.is_available():
+    train = (task.cfg.get("data") or {}).get("train")
+    if not train:
         return None
-    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
-
-
-def _gguf_for_run(cfg: DictConfig, resolved: Any, eval_path: Path, adapter_path: str | None, run_dir: Path,
-                  record: RunRecord) -> str:
-    """The GGUF file llama.cpp serves: the shipped one as is, or an export of the (merged) checkpoint."""
-    from slmexp.quantize import export_gguf
-
-    if adapter_path is not None:
-        from slmexp.config import fail
-
-        raise fail("train.merge", "GGUF export needs the merged checkpoint; set train.merge=true")
-    trained = cfg.adapter.name != "none"
-    if cfg.quantization.kind != "gguf" and resolved.gguf_path is not None and not trained:
-        record.set("quantization", {"kind": "gguf", "name": "as-shipped", "path": str(resolved.gguf_path),
-                                    "bytes": Path(resolved.gguf_path).stat().st_size})
-        return str(resolved.gguf_path)
-    gguf_type = str(cfg.quantization.gguf_type) if cfg.quantization.kind == "gguf" else "f16"
-    art = export_gguf(Path(eval_path), run_dir / "gguf", gguf_type)
-    block = {"kind": "gguf", "name": str(cfg.quantization.get("name", gguf_type)), **art.to_dict()}
-    from slmexp.quantize import write_ollama_modelfile
-
-    block["ollama_modelfile"] = str(write_ollama_modelfile(art.path, Path(eval_path)))
-    if art.f16_bytes:
-        block["reduction_vs_f16"] = round(1.0 - art.bytes / art.f16_bytes, 4)
-    record.set("quantization", block)
-    return str(art.path)
+    return Calibration(Path(str(train)), str((task.cfg.get("fields") or {}).get("text") or "text"))
 
 
 def objective(record: dict[str, Any]) -> float | None:

@@ -8,19 +8,19 @@ no reader mistakes for a success.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
 import re
-import subprocess
 import sys
-import tempfile
 import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from slmexp.cache import write_json_atomic
+from slmexp.system import git_sha, machine
 
 SCHEMA = 1
 RECORD_NAME = "run.json"
@@ -50,23 +50,6 @@ def redact(obj: Any) -> Any:
     return obj
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temp file in the same dir, fsync, then rename: readers see old or new, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load(path: str | Path) -> dict[str, Any]:
     """Read a run record (a run.json path or a run dir)."""
     p = Path(path)
@@ -76,60 +59,8 @@ def load(path: str | Path) -> dict[str, Any]:
         return json.load(f)
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
-def _git_sha() -> dict[str, Any]:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5,
-        ).stdout.strip()
-        return {"sha": sha, "dirty": bool(dirty)}
-    except Exception:
-        return {"sha": None, "dirty": None}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine() -> dict[str, Any]:
-    """CPU model, cores, memory and GPU: the context every speed figure needs beside it."""
-    import psutil
-
-    info: dict[str, Any] = {
-        "cpu": _cpu_model(),
-        "cores_logical": os.cpu_count(),
-        "cores_physical": psutil.cpu_count(logical=False),
-        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "gpu": None,
-    }
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        if torch.cuda.is_available():
-            info["gpu"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return info
 
 
 def flatten(obj: Any, sep: str = ".", prefix: str = "") -> dict[str, Any]:
@@ -151,7 +82,7 @@ def provenance(seed: int | None, data_sha256: dict[str, str], model_sha256: str 
             continue
     return {
         "versions": versions,
-        "git": _git_sha(),
+        "git": git_sha(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": machine(),

@@ -19,17 +19,16 @@ Confidence, by task.kind (`router.confidence` = null picks the kind's default):
   other runtimes get lm-eval `loglikelihood` requests on their LM (llama.cpp's reuses the shared prefix itself).
   The SLM's answer is the most likely label; one "request" is the scoring of all labels for one input;
 - extraction / tool_call / qa -> `validity`: the SLM generates; confidence is 1 when its output passes the kind's
-  validity check (a JSON object; a JSON tool call with a name and arguments; a non-empty answer), else 0. These
-  checks are pluggable (`VALIDITY`); routing those kinds end to end waits for their scoring rules in tasks/.
+  validity check (a JSON object; a JSON tool call with a name and arguments; a non-empty answer), else 0. The
+  checks are the kinds' `validity` (slmexp.tasks.kinds); routing those kinds end to end waits for their
+  `routed_correct` rule there. The LLM is loaded and asked by slmexp.teacher, as a distillation teacher is.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,9 +37,11 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from slmexp.config import fail
+from slmexp.cache import append_jsonl, content_key, read_jsonl_cache
+from slmexp.origin import fail
 from slmexp.tasks import Task, render_prompt
-from slmexp.tasks.metrics import normalize_label
+from slmexp.tasks.kinds import KINDS
+from slmexp.teacher import answer, answer_config, load_model_runtime, sub_config
 
 log = logging.getLogger("slmexp.router")
 
@@ -55,59 +56,6 @@ def enabled(cfg: DictConfig) -> bool:
 
 
 # --- confidence functions -------------------------------------------------------------------------------------------
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    """The JSON object in a model's output (a ```json fence or surrounding prose tolerated), or None."""
-    text = (text or "").strip()
-    fence = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
-    if fence:
-        text = fence.group(1).strip()
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end <= start:
-        return None
-    try:
-        obj = json.loads(text[start:end + 1])
-    except json.JSONDecodeError:
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def valid_extraction(output: str, task_cfg: DictConfig | None = None) -> float:
-    """1.0 when the output holds a JSON object (with every `task.required_keys`, if the task lists them)."""
-    obj = _json_object(output)
-    if obj is None:
-        return 0.0
-    required = list((task_cfg.get("required_keys") if task_cfg is not None else None) or [])
-    return float(all(k in obj for k in required))
-
-
-def valid_tool_call(output: str, task_cfg: DictConfig | None = None) -> float:
-    """1.0 when the output is a JSON call {"name": str, "arguments": object}, naming a known tool if the task
-    lists them (`task.tools`: names, or objects with a `name`)."""
-    obj = _json_object(output)
-    if obj is None or not isinstance(obj.get("name"), str) or not isinstance(obj.get("arguments"), dict):
-        return 0.0
-    tools = (task_cfg.get("tools") if task_cfg is not None else None) or []
-    names = {t if isinstance(t, str) else t.get("name") for t in tools}
-    return float(not names or obj["name"] in names)
-
-
-def valid_answer(output: str, task_cfg: DictConfig | None = None) -> float:
-    """1.0 for a non-empty answer (free-form QA: the weakest useful check)."""
-    return float(bool((output or "").strip()))
-
-
-# task.kind -> validity check of a generated output (confidence 1.0 / 0.0)
-VALIDITY: dict[str, Callable[[str, DictConfig | None], float]] = {
-    "extraction": valid_extraction,
-    "tool_call": valid_tool_call,
-    "qa": valid_answer,
-}
-# task.kind -> the default confidence function's name
-DEFAULT_CONFIDENCE = {"classification": "label_prob", **{k: "validity" for k in VALIDITY}}
-# kinds whose routed answers can be scored here end to end
-ROUTABLE = ("classification",)
 
 
 def label_softmax(logprobs: list[float]) -> np.ndarray:
@@ -125,14 +73,16 @@ def validate(cfg: DictConfig) -> None:
     thr = r.get("threshold")
     if isinstance(thr, bool) or not isinstance(thr, int | float) or thr < 0:
         raise fail("router.threshold", f"must be a number >= 0 (escalate when confidence < it), got {thr!r}")
-    conf = r.get("confidence") or DEFAULT_CONFIDENCE.get(kind)
+    rec = KINDS.get(kind)
+    conf = r.get("confidence") or (rec.default_confidence if rec else None)
     if conf not in ("label_prob", "validity"):
         raise fail("router.confidence", f"{r.get('confidence')!r} is not label_prob or validity")
-    if conf == "label_prob" and kind != "classification":
+    if conf == "label_prob" and not (rec and rec.needs_labels):  # a softmax over the task's labels
         raise fail("router.confidence", f"label_prob needs a classification task (task.kind={kind})")
-    if kind not in ROUTABLE:
-        raise fail("task.kind", f"routing scores {', '.join(ROUTABLE)} tasks end to end; task.kind={kind} has a "
-                   f"validity check ({'yes' if kind in VALIDITY else 'no'}) but no routed scoring rule yet")
+    if rec is None or not rec.is_routable:
+        routable = [k.name for k in KINDS.values() if k.is_routable]
+        raise fail("task.kind", f"routing scores {', '.join(routable)} tasks end to end; task.kind={kind} has a "
+                   f"validity check ({'yes' if rec and rec.validity else 'no'}) but no routed scoring rule yet")
     for key in ("llm.model.name", "llm.runtime.name", "llm.runtime._target_"):
         if not OmegaConf.select(r, key):
             raise fail(f"router.{key}", "must be set")
@@ -143,10 +93,6 @@ def validate(cfg: DictConfig) -> None:
 # --- per-request measurements, cached ------------------------------------------------------------------------------
 
 
-def _key(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def slm_key(cfg: DictConfig, task: Task, record: dict[str, Any]) -> str:
     """Everything that decides the SLM's answers: its weights, adapter/training (incl. distillation data),
     quantization, runtime, prompt rendering, the eval split's data, and the confidence function."""
@@ -154,8 +100,6 @@ def slm_key(cfg: DictConfig, task: Task, record: dict[str, Any]) -> str:
     skip = ("paths", "router", "logger", "name", "eval", "cost", "baseline", "optimized_metric", "hydra")
     parts = {k: v for k, v in c.items() if k not in skip}
     parts["task"] = {k: v for k, v in parts["task"].items() if k != "data"}
-    from slmexp.distill import answer_config
-
     parts["runtime"] = answer_config(cfg.runtime)  # threads and batch size change timings, not answers
     if str(cfg.adapter.name) == "none":
         parts.pop("train", None)
@@ -164,21 +108,21 @@ def slm_key(cfg: DictConfig, task: Task, record: dict[str, Any]) -> str:
                  model_sha=(record.get("model") or {}).get("sha256"),
                  distill_data=(record.get("distill") or {}).get("data_sha256"),
                  confidence=confidence_name(cfg))
-    return _key(parts)
+    return content_key(parts)
 
 
 def llm_key(cfg: DictConfig, task: Task) -> str:
     """The LLM's model and runtime config, the prompt rendering and the eval split's data."""
-    from slmexp.distill import answer_config
-
-    return _key({"llm_model": OmegaConf.to_container(cfg.router.llm.model, resolve=True),
-                 "llm_runtime": answer_config(cfg.router.llm.runtime),
-                 "task": {k: v for k, v in OmegaConf.to_container(cfg.task, resolve=True).items() if k != "data"},
-                 "split": str(cfg.eval.split), "data": task.sha256[str(cfg.eval.split)], "seed": int(cfg.seed)})
+    return content_key({
+        "llm_model": OmegaConf.to_container(cfg.router.llm.model, resolve=True),
+        "llm_runtime": answer_config(cfg.router.llm.runtime),
+        "task": {k: v for k, v in OmegaConf.to_container(cfg.task, resolve=True).items() if k != "data"},
+        "split": str(cfg.eval.split), "data": task.sha256[str(cfg.eval.split)], "seed": int(cfg.seed)})
 
 
 def confidence_name(cfg: DictConfig) -> str:
-    return str(cfg.router.get("confidence") or DEFAULT_CONFIDENCE[str(cfg.task.kind)])
+    """The confidence function in use: `router.confidence`, else the task kind's default."""
+    return str(cfg.router.get("confidence") or KINDS[str(cfg.task.kind)].default_confidence)
 
 
 def _measure(path: Path, n: int, load: Callable[[], Any], one: Callable[[Any, int], dict[str, Any]],
@@ -187,18 +131,14 @@ def _measure(path: Path, n: int, load: Callable[[], Any], one: Callable[[Any, in
 
     Returns (results by index, how many were measured now). The model is loaded only if something is missing.
     """
-    from slmexp.distill import read_cache
-
-    have = read_cache(path, "answer")
+    have = read_jsonl_cache(path, "answer")
     todo = [i for i in range(n) if i not in have]
     if todo:
         log.info("router: %s answers %d of %d requests (%d cached in %s)", what, len(todo), n, n - len(todo), path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with load() as runtime, open(path, "a", encoding="utf-8") as f:
+        with load() as runtime:
             for i in todo:
                 entry = {"i": i, **one(runtime, i)}
-                f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-                f.flush()
+                append_jsonl(path, entry)
                 have[i] = entry
     return have, len(todo)
 
@@ -220,7 +160,7 @@ def _slm_label_prob(task: Task, rows: list[dict[str, Any]]) -> Callable[[Any, in
         else:
             ctx, conts = f"{prompt}\n{task.cfg.get('answer_prefix') or ''}", [f" {x}" for x in labels]
         t0 = time.perf_counter()
-        if getattr(runtime, "name", None) == "transformers" and hasattr(lm, "_encode_pair"):
+        if _torch_module(getattr(runtime, "model", None)) and hasattr(lm, "_encode_pair"):
             pairs = [lm._encode_pair(ctx, c) for c in conts]  # lm-eval's own split of context / continuation
             lp = shared_prefix_logprobs(runtime.model, pairs)
         else:  # e.g. llama.cpp's LM, which already reuses the shared prompt's KV cache across requests
@@ -234,6 +174,14 @@ def _slm_label_prob(task: Task, rows: list[dict[str, Any]]) -> Callable[[Any, in
                 "input_tokens": len(lm.tok_encode(ctx)), "output_tokens": 0}
 
     return one
+
+
+def _torch_module(model: Any) -> bool:
+    """Whether `model` is an in-process torch module (its KV cache can be shared across the label continuations)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, torch.nn.Module)
 
 
 def shared_prefix_logprobs(model: Any, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
@@ -272,8 +220,6 @@ def shared_prefix_logprobs(model: Any, pairs: list[tuple[list[int], list[int]]])
 
 
 def _llm_answer(task: Task, rows: list[dict[str, Any]]) -> Callable[[Any, int], dict[str, Any]]:
-    from slmexp.distill import answer
-
     gen = task.cfg.generation
 
     def one(runtime: Any, i: int) -> dict[str, Any]:
@@ -281,12 +227,6 @@ def _llm_answer(task: Task, rows: list[dict[str, Any]]) -> Callable[[Any, int], 
         return {"id": rows[i].get("id"), "answer": out.pop("raw"), **out}
 
     return one
-
-
-def _correct(kind: str, answer: str, gold: str) -> float:
-    if kind == "classification":
-        return float(normalize_label(answer) == gold)
-    raise NotImplementedError(kind)  # validate() refuses other kinds before anything runs
 
 
 # --- composing a threshold -----------------------------------------------------------------------------------------
@@ -343,9 +283,10 @@ def _round(v: Any) -> Any:
 def run(cfg: DictConfig, task: Task, run_dir: Path, record: Any, load_slm: Callable[[], Any]) -> dict[str, Any]:
     """The pipeline's `route` stage: measure (or read) both models per request, compose this threshold, record."""
     from slmexp.cost import request_pricer
-    from slmexp.distill import load_model_runtime, sub_config
 
-    split, kind = str(cfg.eval.split), str(cfg.task.kind)
+    split, kind = str(cfg.eval.split), KINDS[str(cfg.task.kind)]
+    correct = kind.routed_correct
+    assert correct is not None  # validate() refused the kind otherwise
     rows = task.splits[split]
     limit = cfg.eval.get("limit")
     rows = rows[: int(limit)] if limit else rows
@@ -356,9 +297,10 @@ def run(cfg: DictConfig, task: Task, run_dir: Path, record: Any, load_slm: Calla
     t0 = time.perf_counter()
     slm_raw, slm_new = _measure(cache / f"slm-{sk}.jsonl", n, load_slm, _slm_label_prob(task, rows), "SLM")
     llm_raw, llm_new = _measure(cache / f"llm-{lk}.jsonl", n,
-                                lambda: load_model_runtime(llm_sub, "router.llm"), _llm_answer(task, rows), "LLM")
+                                lambda: load_model_runtime(llm_sub, "router.llm", Path(run_dir) / "router" / "llm"),
+                                _llm_answer(task, rows), "LLM")
     wall = time.perf_counter() - t0
-    gold_field = task.cfg.fields.label
+    gold_field = task.cfg.fields[kind.gold_role]
     pricers = {"slm": request_pricer(cfg.get("cost"), cfg.runtime),
                "llm": request_pricer(cfg.get("cost"), llm_sub.runtime)}
 
@@ -366,7 +308,7 @@ def run(cfg: DictConfig, task: Task, run_dir: Path, record: Any, load_slm: Calla
         out = []
         for i, row in enumerate(rows):
             m = dict(raw[i])
-            m["correct"] = _correct(kind, m["answer"], row[gold_field])
+            m["correct"] = correct(m["answer"], row[gold_field])
             p = pricers[who]
             m["cost_usd"] = p[1](m["latency_s"], m.get("input_tokens"), m.get("output_tokens")) if p else None
             out.append(m)
@@ -431,135 +373,3 @@ def run(cfg: DictConfig, task: Task, run_dir: Path, record: Any, load_slm: Calla
         "assumption": COMPOSITION,
     }))
     return block
-
-
-# --- the report's router section -------------------------------------------------------------------------------------
-
-
-def _fmt(v: Any, spec: str) -> str:
-    return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
-
-
-def _router_row(ident: dict[str, Any], system: str, threshold: float | None, figs: dict[str, Any],
-                slm_only: dict[str, Any], llm_only: dict[str, Any]) -> dict[str, Any]:
-    lat = figs.get("latency_ms") or {}
-    acc, usd = figs.get("accuracy"), figs.get("usd_per_1k_requests")
-    beats = None
-    if system == "routed" and None not in (acc, usd, slm_only["accuracy"], llm_only["usd_per_1k_requests"]):
-        beats = acc > slm_only["accuracy"] and usd < llm_only["usd_per_1k_requests"]
-    per_correct = figs.get("usd_per_correct")
-    return {**ident, "system": system, "threshold": threshold, "accuracy": acc,
-            "escalated_share": figs.get("escalated_share"), "latency_p50_ms": lat.get("p50"),
-            "latency_p95_ms": lat.get("p95"), "latency_mean_ms": lat.get("mean"), "usd_per_1k_req": usd,
-            "usd_per_1k_correct": 1000 * per_correct if per_correct is not None else None,
-            "beats_slm_acc_and_llm_cost": beats}
-
-
-def router_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per finished router run (by threshold) plus the SLM-only and LLM-only rows of each (SLM, LLM) pair,
-    all composed from the same per-request measurements; `beats` = more accurate than SLM-only and cheaper than
-    LLM-only."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for rec in records:
-        r = rec.get("router")
-        if not r or (rec.get("run") or {}).get("status") != "finished":
-            continue
-        slm_label = (rec.get("model") or {}).get("name", "?")
-        adapter = (rec.get("model") or {}).get("adapter")
-        if adapter and adapter != "none":
-            slm_label += f"+{adapter}"
-        groups.setdefault((slm_label, r["llm"], r["n"]), []).append(r)
-    out = []
-    for (slm_label, llm, n), runs in sorted(groups.items()):
-        ref = runs[0]
-        slm_only, llm_only = ref["slm_only"], ref["llm_only"]
-
-        ident = {"slm": slm_label, "llm": llm, "n": n}
-        out.append(_router_row(ident, "slm-only", None, slm_only, slm_only, llm_only))
-        seen = set()
-        for r in sorted(runs, key=lambda r: r["threshold"]):
-            if r["threshold"] not in seen:
-                seen.add(r["threshold"])
-                out.append(_router_row(ident, "routed", r["threshold"], r["routed"], slm_only, llm_only))
-        out.append(_router_row(ident, "llm-only", None, llm_only, slm_only, llm_only))
-    return out
-
-
-def write_router_report(records: list[dict[str, Any]], out: Path) -> dict[str, Path]:
-    """router.md / router.csv (a row per threshold next to SLM-only and LLM-only) and the accuracy-vs-cost curve
-    (router_accuracy_vs_cost.png/.svg); nothing when no record routed."""
-    import csv
-    import io
-
-    rows = router_rows(records)
-    if not rows:
-        return {}
-    out = Path(out)
-    cols = [("slm", "SLM", "s"), ("llm", "LLM", "s"), ("system", "system", "s"), ("threshold", "threshold", "g"),
-            ("n", "n", "d"), ("accuracy", "accuracy", ".3f"), ("escalated_share", "escalated", ".0%"),
-            ("latency_p50_ms", "latency p50 (ms)", ".0f"), ("latency_p95_ms", "latency p95 (ms)", ".0f"),
-            ("latency_mean_ms", "latency mean (ms)", ".0f"), ("usd_per_1k_req", "$/1k req", ".4g"),
-            ("usd_per_1k_correct", "$/1k correct", ".4g"),
-            ("beats_slm_acc_and_llm_cost", "beats SLM acc. & LLM $", "s")]
-    lines = ["**SLM-first routing.** A request is escalated to the LLM when the SLM's confidence < threshold. "
-             "Routed figures are composed per request from each model's measured answers, wall times and costs "
-             "(run.json `router.composition`); SLM-only and LLM-only use the same measurements. Latency: per "
-             "request, one at a time (ms); $/1k req: USD per 1,000 requests under the run's cost profile.", "",
-             "| " + " | ".join(h for _c, h, _s in cols) + " |",
-             "|" + "|".join("---" if s == "s" else "---:" for _c, _h, s in cols) + "|"]
-    for r in rows:
-        cells = []
-        for c, _h, s in cols:
-            v = r[c]
-            cells.append(("yes" if v else "no") if isinstance(v, bool) else
-                         ("" if v is None else str(v)) if s == "s" else _fmt(v, s))
-        lines.append("| " + " | ".join(cells) + " |")
-    md = out / "router.md"
-    md.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=[c for c, _h, _s in cols], lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({c: ("" if r[c] is None else f"{r[c]:.6g}" if isinstance(r[c], float) else r[c])
-                         for c, _h, _s in cols})
-    csv_path = out / "router.csv"
-    csv_path.write_text(buf.getvalue(), encoding="utf-8", newline="\n")
-    png, svg = _plot_router(rows, out / "router_accuracy_vs_cost")
-    return {"router_md": md, "router_csv": csv_path, "router_png": png, "router_svg": svg}
-
-
-def _plot_router(rows: list[dict[str, Any]], out: Path) -> tuple[Path, Path]:
-    import matplotlib
-    from matplotlib.figure import Figure
-
-    from slmexp.report import SVG_HASHSALT
-
-    with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT, "svg.fonttype": "path", "font.size": 9}):
-        fig = Figure(figsize=(8.0, 5.5), dpi=120)
-        fig.subplots_adjust(left=0.09, right=0.97, top=0.93, bottom=0.1)
-        ax = fig.add_subplot()
-        pairs = sorted({(r["slm"], r["llm"]) for r in rows})
-        for k, (slm, llm) in enumerate(pairs):
-            mine = [r for r in rows if (r["slm"], r["llm"]) == (slm, llm) and r["usd_per_1k_req"] is not None
-                    and r["accuracy"] is not None]
-            routed = [r for r in mine if r["system"] == "routed"]
-            color = f"C{k}"
-            ax.plot([r["usd_per_1k_req"] for r in routed], [r["accuracy"] for r in routed], "-o", color=color,
-                    label=f"{slm} -> {llm}, routed (threshold)")
-            for r in routed:
-                ax.annotate(f"{r['threshold']:g} ({r['escalated_share']:.0%})", (r["usd_per_1k_req"], r["accuracy"]),
-                            xytext=(5, -10), textcoords="offset points", fontsize=7)
-            for system, marker, size in (("slm-only", "s", 80), ("llm-only", "*", 220)):
-                pts = [r for r in mine if r["system"] == system]
-                ax.scatter([r["usd_per_1k_req"] for r in pts], [r["accuracy"] for r in pts], marker=marker, s=size,
-                           color="tab:red" if system == "llm-only" else "tab:green", zorder=3,
-                           label=f"{(slm if system == 'slm-only' else llm)} only")
-        ax.set_xlabel("cost per 1,000 requests (USD; routed = SLM for all + LLM for escalated)")
-        ax.set_ylabel("accuracy (primary metric, 0-1)")
-        ax.set_title("SLM-first routing: accuracy vs cost (labels: threshold (escalated share))")
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="lower right", fontsize=7)
-        paths = (out.with_suffix(".png"), out.with_suffix(".svg"))
-        fig.savefig(paths[0], format="png", metadata={"Software": None})
-        fig.savefig(paths[1], format="svg", metadata={"Date": None})
-    return paths

@@ -18,8 +18,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from slmexp.config import fail
 from slmexp.errors import DataError
+from slmexp.origin import fail
 from slmexp.tasks import Task, chat_messages, render_prompt, render_target
 
 
@@ -109,7 +109,7 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
     quant = None
     if acfg.get("base_quantization"):
         from slmexp.errors import ConfigError
-        from slmexp.quantize import bnb_config
+        from slmexp.quantize.bnb import bnb_config
 
         try:
             quant = bnb_config(OmegaConf.to_container(acfg.base_quantization, resolve=True), device)

@@ -1,6 +1,6 @@
 """Checks shared by the tests of the shipped, generated datasets (``tests/test_*_data.py``).
 
-Each dataset is a module under ``slmexp.tasks.generators`` with ``generate``, ``write``, ``DEFAULT_OUT_DIR``,
+Each dataset is a module under ``datagen`` with ``generate``, ``write``, ``DEFAULT_OUT_DIR``,
 ``DEFAULT_SEED`` and ``SPLIT_SIZES``, plus JSONL files and a ``DATA_CARD.md`` in ``DEFAULT_OUT_DIR``.
 """
 

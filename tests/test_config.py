@@ -12,7 +12,6 @@ from tests.conftest import compose
 
 # hydra/: launcher configs of Hydra plugins (tested where they run, in tests/test_sweeps.py)
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("local", "hydra"))
-APPENDED = ("arm", "sweep", "rung")
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 HAS_ORTGENAI = all(importlib.util.find_spec(m) is not None for m in ("onnxruntime_genai", "onnx_ir"))
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]
@@ -25,8 +24,7 @@ def test_every_group_option_composes(group: str, option: str) -> None:
     pair = ["runtime=ortgenai"] if option.startswith(("onnx-", "olive-")) else pair  # ONNX: ONNX Runtime GenAI only
     if group == "model" and not compose([f"model={option}"]).model.source.hub:
         pair = ["runtime=openai"]  # an API model: no weights, an endpoint serves it
-    plus = "+" if group in APPENDED else ""  # arms and sweeps are appended to the defaults, like experiments
-    cfg = compose([f"{plus}{group}={option}", *pair])
+    cfg = compose([f"{group}={option}", *pair])
     # Resolving every interpolation catches a bad ${...} in any file.
     from omegaconf import OmegaConf
 
@@ -92,7 +90,7 @@ def test_unknown_key_is_refused_by_hydra() -> None:
 
 
 def test_key_origin_points_at_file_and_line() -> None:
-    from slmexp.config import _line_of
+    from slmexp.origin import _line_of
 
     line = _line_of(CONF_DIR / "task" / "support-intent.yaml", ["data", "test"])
     text = (CONF_DIR / "task" / "support-intent.yaml").read_text().splitlines()
@@ -122,14 +120,14 @@ def test_sweep_files_are_multirun_and_resolve_from_any_directory(tmp_path) -> No
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    sweeps = sorted(p.stem for p in (CONF_DIR.parent / "sweeps").glob("*.yaml"))
+    sweeps = sorted(p.stem for p in (CONF_DIR / "sweep").glob("*.yaml"))
     assert {"demo", "quant-ladder", "adapter-ablation"} <= set(sweeps)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for name in sweeps:
-            cfg = hydra_compose(config_name="config", overrides=[f"+sweep={name}"], return_hydra_config=True)
+            cfg = hydra_compose(config_name="config", overrides=[f"sweep={name}"], return_hydra_config=True)
             assert str(cfg.hydra.mode) == "RunMode.MULTIRUN", name
             assert cfg.hydra.sweeper.params, name
-    out = subprocess.run([sys.executable, "-m", "slmexp", "+sweep=demo", "--cfg", "hydra"], cwd=tmp_path,
+    out = subprocess.run([sys.executable, "-m", "slmexp", "sweep=demo", "--cfg", "hydra"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "+arm: slm-zeroshot,slm-lora,slm-lora-q4km,llm-baseline" in out.stdout
+    assert "arm: slm-zeroshot,slm-lora,slm-lora-q4km,llm-baseline" in out.stdout

@@ -48,7 +48,7 @@ def test_cached_answers_are_parsed_and_only_kept_labels_reach_the_student(tmp_pa
     from slmexp.tasks import load_task
     from slmexp.train import sft_examples, train_key
 
-    cfg = compose(["+arm=slm-distilled", f"paths.cache_dir={tmp_path / 'cache'}", "distill.limit=5"])
+    cfg = compose(["arm=slm-distilled", f"paths.cache_dir={tmp_path / 'cache'}", "distill.limit=5"])
     task = load_task(cfg.task, ["train", "validation", "test"])
     raws = ["order_status", "Intent: Cancel order", "I think it is about billing", "  ", "refund_status\nbecause"]
     path = tmp_path / "cache" / "distill" / f"{cache_key(cfg, task, 'train')}.jsonl"
@@ -83,10 +83,10 @@ def test_distill_config_errors_name_the_key() -> None:
     with pytest.raises(ConfigError, match=r"^adapter\.name: distill=qwen2.5-coder-1.5b trains the student"):
         validate(compose(["distill=qwen2.5-coder-1.5b"]))
     with pytest.raises(ConfigError, match=r"^distill\.min_kept: must be a positive integer"):
-        validate(compose(["+arm=slm-distilled", "distill.min_kept=0"]))
+        validate(compose(["arm=slm-distilled", "distill.min_kept=0"]))
     with pytest.raises(ConfigError, match=r"^distill\.limit"):
-        validate(compose(["+arm=slm-distilled", "distill.limit=-3"]))
-    validate(compose(["+arm=slm-distilled"]))
+        validate(compose(["arm=slm-distilled", "distill.limit=-3"]))
+    validate(compose(["arm=slm-distilled"]))
 
 
 @pytest.mark.slow
@@ -97,7 +97,7 @@ def test_real_teacher_labels_train_the_student(tiny_model_dir, tiny_overrides, t
     from slmexp.pipeline import run_job
 
     real = Path(os.environ.get("SLMEXP_CACHE_DIR", Path.home() / ".cache" / "slmexp"))
-    cfg = compose(["+arm=slm-distilled"])
+    cfg = compose(["arm=slm-distilled"])
     from slmexp import models
     from slmexp.errors import ModelResolutionError
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from slmexp.tasks.generators import faq_qa as gen
+from datagen import faq_qa as gen
 from tests import data_checks as checks
 
 DATA_DIR = gen.DEFAULT_OUT_DIR

@@ -1,4 +1,4 @@
-"""GGUF export (slmexp.quantize) and the llama.cpp runtime (slmexp.runtimes.llamacpp) against the HF model.
+"""GGUF export (slmexp.quantize.gguf) and the llama.cpp runtime (slmexp.runtimes.llamacpp) against the HF model.
 
 Reference and tolerances: the GGUF holds F16 weights, so the HF reference is the same model with its weights
 rounded to fp16 (computed in fp32). What remains is llama.cpp's own arithmetic (activations rounded to F16 inside
@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from slmexp.errors import ConfigError, SlmexpError
-from slmexp.quantize import GGUF_TYPES, check_gguf, export_gguf, requantize
+from slmexp.gguf_file import check_gguf
+from slmexp.quantize.gguf import GGUF_TYPES, export_gguf, requantize
 from tests.conftest import build_tiny_model, compose
 
 # Export and file checks need only gguf-py; loading, quantizing and serving need the optional llama-cpp-python.
@@ -71,7 +72,7 @@ def hf(tiny_dir):
 def runtime(tiny_dir, tiny_f16):
     from slmexp.runtimes.llamacpp import LlamaCppRuntime
 
-    with LlamaCppRuntime(str(tiny_dir), gguf_path=str(tiny_f16), n_ctx=512, n_threads=THREADS) as rt:
+    with LlamaCppRuntime(str(tiny_dir), artifact_path=str(tiny_f16), n_ctx=512, n_threads=THREADS) as rt:
         yield rt
 
 
@@ -177,7 +178,7 @@ def test_every_gguf_type_quantizes_and_loads(tiny_f16, tiny_dir, tmp_path, gguf_
     out = requantize(tiny_f16, tmp_path / f"model-{gguf_type}.gguf", gguf_type)
     check_gguf(out)
     assert out.stat().st_size < tiny_f16.stat().st_size
-    with LlamaCppRuntime(str(tiny_dir), gguf_path=str(out), n_ctx=128, n_threads=THREADS) as rt:
+    with LlamaCppRuntime(str(tiny_dir), artifact_path=str(out), n_ctx=128, n_threads=THREADS) as rt:
         req = Instance("loglikelihood_rolling", doc={}, arguments=("Where is my order?",), idx=0)
         assert rt.lm_eval_model().loglikelihood_rolling([req], disable_tqdm=True)[0] < 0
 
@@ -199,7 +200,7 @@ def test_truncated_or_foreign_gguf_gives_clear_error(tiny_dir, tiny_f16, tmp_pat
         from slmexp.runtimes.llamacpp import LlamaCppRuntime
 
         with pytest.raises(SlmexpError, match=r"truncated\.gguf"):
-            LlamaCppRuntime(str(tiny_dir), gguf_path=str(truncated))
+            LlamaCppRuntime(str(tiny_dir), artifact_path=str(truncated))
     header_only = tmp_path / "header.gguf"
     header_only.write_bytes(tiny_f16.read_bytes()[:200])
     with pytest.raises(SlmexpError, match=r"header\.gguf"):
@@ -213,7 +214,7 @@ def test_truncated_or_foreign_gguf_gives_clear_error(tiny_dir, tiny_f16, tmp_pat
 def test_tensor_table_matches_gguf_reader(tiny_f16) -> None:
     import gguf
 
-    from slmexp.quantize import read_tensor_table, tensor_types
+    from slmexp.gguf_file import read_tensor_table, tensor_types
 
     ref = [(t.name, int(t.tensor_type), int(t.data_offset), int(t.n_bytes)) for t in gguf.GGUFReader(tiny_f16).tensors]
     assert read_tensor_table(tiny_f16) == ref
@@ -259,7 +260,7 @@ def test_smollm2_f16_greedy_equals_hf_and_quantized_files_are_smaller(tmp_path) 
         "have?", "What color is the sky?", "Spell the word 'apple'.", "What is the opposite of hot?",
     ]
     mismatches = []
-    with LlamaCppRuntime(str(hf_dir), gguf_path=str(f16.path), n_threads=THREADS) as rt:
+    with LlamaCppRuntime(str(hf_dir), artifact_path=str(f16.path), n_threads=THREADS) as rt:
         for prompt in prompts:
             ours = "".join(chunk for chunk, _t in rt.stream(prompt, 16))
             text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from slmexp.tasks.generators import invoice_extraction as gen
+from datagen import invoice_extraction as gen
 from tests import data_checks as checks
 
 DATA_DIR = gen.DEFAULT_OUT_DIR

@@ -1,4 +1,4 @@
-"""ONNX export (slmexp.quantize_onnx) and the ONNX Runtime GenAI runtime (slmexp.runtimes.ortgenai) against the HF
+"""ONNX export (slmexp.quantize.onnx) and the ONNX Runtime GenAI runtime (slmexp.runtimes.ortgenai) against the HF
 model and lm-eval's own HFLM, on the tiny random llama; the real SmolLM2 in the slow test.
 
 Reference and tolerances: the fp32 export holds the HF weights unchanged, so what remains is ONNX Runtime's own
@@ -53,7 +53,7 @@ def cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def fp32(tiny_dir, cache):
-    from slmexp.quantize_onnx import export_onnx
+    from slmexp.quantize.onnx import export_onnx
 
     return export_onnx(tiny_dir, cache, "fp32", threads=THREADS)
 
@@ -62,7 +62,7 @@ def fp32(tiny_dir, cache):
 def runtime(tiny_dir, fp32):
     from slmexp.runtimes.ortgenai import OrtGenAIRuntime
 
-    with OrtGenAIRuntime(str(tiny_dir), onnx_path=str(fp32.path), threads=THREADS, max_length=512) as rt:
+    with OrtGenAIRuntime(str(tiny_dir), artifact_path=str(fp32.path), threads=THREADS, max_length=512) as rt:
         yield rt
 
 
@@ -83,7 +83,7 @@ def _instances(kind: str, args: list[tuple]) -> list:
 
 
 def test_fp32_export_is_recorded_and_cached(tiny_dir, cache, fp32) -> None:
-    from slmexp.quantize_onnx import export_onnx
+    from slmexp.quantize.onnx import export_onnx
 
     assert not fp32.cached and fp32.precision == "fp32" and fp32.builder
     assert (fp32.path / "genai_config.json").exists() and (fp32.path / "model.onnx").exists()
@@ -167,13 +167,13 @@ def test_stream_equals_hf_greedy_generation(tiny_dir, runtime) -> None:
 
 
 def test_int4_export_quantizes_the_matmuls(tiny_dir, cache, fp32) -> None:
-    from slmexp.quantize_onnx import export_onnx
+    from slmexp.quantize.onnx import export_onnx
     from slmexp.runtimes.ortgenai import OrtGenAIRuntime
 
     int4 = export_onnx(tiny_dir, cache, "int4", threads=THREADS)
     assert int4.op_types.get("MatMulNBits", 0) > 0 and "MatMul" not in int4.op_types
     assert int4.bytes < fp32.bytes and int4.path != fp32.path
-    with OrtGenAIRuntime(str(tiny_dir), onnx_path=str(int4.path), threads=THREADS, max_length=256) as rt:
+    with OrtGenAIRuntime(str(tiny_dir), artifact_path=str(int4.path), threads=THREADS, max_length=256) as rt:
         (a, _), (b, _) = rt.lm_eval_model().loglikelihood(_instances("loglikelihood", PAIRS[:2]), disable_tqdm=True)
         assert math.isfinite(a) and math.isfinite(b) and a < 0 and b < 0
 
@@ -223,11 +223,11 @@ def test_olive_gptq_feeds_the_ortgenai_runtime(tiny_overrides, tmp_path) -> None
 
 
 def test_unmerged_adapter_is_refused(tiny_overrides, tmp_path) -> None:
-    from slmexp.quantize_onnx import onnx_for_run
+    from slmexp.quantize import Source, prepare
 
     cfg = compose([*tiny_overrides, "quantization=onnx-int4", "runtime=ortgenai"])
     with pytest.raises(ConfigError, match=r"train.merge: ONNX export needs the merged checkpoint"):
-        onnx_for_run(cfg, tmp_path, adapter_path=str(tmp_path / "adapter"))
+        prepare(cfg, "onnx", Source(tmp_path, str(tmp_path / "adapter"), None, True), tmp_path, None)
 
 
 def test_lora_job_exports_the_merged_model(tiny_overrides, tmp_path) -> None:
@@ -260,7 +260,7 @@ def test_smollm2_exports_score_like_hf(tmp_path) -> None:
 
     from slmexp import models
     from slmexp.config import DATA_DIR
-    from slmexp.quantize_onnx import export_onnx
+    from slmexp.quantize.onnx import export_onnx
     from slmexp.runtimes.ortgenai import OrtGenAIRuntime
     from slmexp.runtimes.transformers import TransformersRuntime
 
@@ -275,7 +275,7 @@ def test_smollm2_exports_score_like_hf(tmp_path) -> None:
         ref_text = ["".join(c for c, _t in hf.stream(p, 12)) for p in prompts]
     for precision, tol in (("fp32", 1e-3), ("int8", 0.05), ("int4", 0.5)):
         art = export_onnx(hf_dir, cfg.paths.cache_dir, precision)
-        with OrtGenAIRuntime(str(hf_dir), onnx_path=str(art.path)) as rt:
+        with OrtGenAIRuntime(str(hf_dir), artifact_path=str(art.path)) as rt:
             ours = rt.lm_eval_model().loglikelihood_rolling(_instances("loglikelihood_rolling", texts),
                                                              disable_tqdm=True)
             drift = sum(abs(a - b) for a, b in zip(ours, ref, strict=True)) / n_tokens

@@ -145,7 +145,7 @@ def test_finished_job_is_skipped_on_relaunch_and_changed_job_reruns(tiny_overrid
 
 def test_interrupted_job_runs_again(tiny_overrides, tmp_path) -> None:
     """A record left `running` (the process was killed) is not a finished run: the relaunch recomputes it."""
-    from slmexp.record import write_json_atomic
+    from slmexp.cache import write_json_atomic
 
     run_dir = tmp_path / "run"
     rec = run_job(compose(tiny_overrides), run_dir=run_dir)
@@ -159,7 +159,8 @@ def test_peak_rss_is_per_job_not_per_process() -> None:
     """Multirun jobs share one process: the peak must be reset at each job start (Linux VmHWM)."""
     import numpy as np
 
-    from slmexp.pipeline import _peak_rss_mb, _reset_peak_rss
+    from slmexp.system import peak_rss_mb as _peak_rss_mb
+    from slmexp.system import reset_peak_rss as _reset_peak_rss
 
     big = np.ones(200_000_000 // 8)
     big += 1

@@ -19,12 +19,12 @@ RECIPES = {"ollama": (11434, "smollm2-135m"), "lmstudio": (1234, "smollm2-135m")
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
-def test_recipe_is_the_openai_runtime_on_the_servers_port(recipe: str) -> None:
+def test_recipe_is_the_openai_runtime_on_the_servers_port_under_its_own_name(recipe: str) -> None:
     from omegaconf import OmegaConf
 
     port, model = RECIPES[recipe]
     cfg = compose([f"runtime={recipe}"])
-    assert cfg.runtime.name == "openai" and cfg.runtime._target_ == "slmexp.runtimes.openai.OpenAIRuntime"
+    assert cfg.runtime.name == recipe and cfg.runtime._target_ == "slmexp.runtimes.openai.OpenAIRuntime"
     assert cfg.runtime.base_url == f"http://127.0.0.1:{port}/v1" and cfg.runtime.model == model
     assert cfg.runtime.api_key_env is None and cfg.runtime.provider_id is None  # local servers: priced by hardware
     OmegaConf.to_container(cfg, resolve=True)
@@ -60,7 +60,7 @@ def _with_template(src: Path, dst: Path, template: str) -> Path:
 
 
 def test_modelfile_states_the_chatml_template_system_and_stops(tiny_dir, tmp_path) -> None:
-    from slmexp.quantize import write_ollama_modelfile
+    from slmexp.quantize.ollama import write_ollama_modelfile
 
     hf_dir = _with_template(tiny_dir, tmp_path / "smol", SMOLLM2_TEMPLATE)
     gguf = tmp_path / "gguf" / "model-q4_k_m.gguf"
@@ -73,7 +73,7 @@ def test_modelfile_states_the_chatml_template_system_and_stops(tiny_dir, tmp_pat
 
 
 def test_modelfile_without_a_default_system_or_for_another_template(tiny_dir, tmp_path) -> None:
-    from slmexp.quantize import write_ollama_modelfile
+    from slmexp.quantize.ollama import write_ollama_modelfile
 
     (tmp_path / "a").mkdir()
     text = write_ollama_modelfile(tmp_path / "a" / "m.gguf", tiny_dir).read_text()  # conftest's ChatML template

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from slmexp.record import write_json_atomic
+from slmexp.cache import write_json_atomic
 from slmexp.report import (
     bootstrap_ci,
     build_table,

@@ -59,15 +59,15 @@ def pytext_e() -> float:
     ("qa", "   ", 0.0),
 ])
 def test_validity_confidence_on_hand_made_outputs(kind: str, output: str, valid: float) -> None:
-    from slmexp.router import VALIDITY
+    from slmexp.tasks.kinds import KINDS
 
-    assert VALIDITY[kind](output, None) == valid
+    assert KINDS[kind].validity(output, None) == valid
 
 
 def test_validity_uses_the_tasks_own_lists() -> None:
     from omegaconf import OmegaConf
 
-    from slmexp.router import valid_extraction, valid_tool_call
+    from slmexp.tasks.metrics import valid_extraction, valid_tool_call
 
     tools = OmegaConf.create({"tools": [{"name": "get_weather"}, "book_flight"]})
     assert valid_tool_call('{"name": "book_flight", "arguments": {}}', tools) == 1.0
@@ -83,7 +83,7 @@ def test_router_config_errors_name_the_key() -> None:
         validate(compose(["router=slm-first", "router.threshold=-1"]))
     with pytest.raises(ConfigError, match=r"^router\.confidence"):
         validate(compose(["router=slm-first", "router.confidence=vibes"]))
-    validate(compose(["+sweep=router"]))
+    validate(compose(["sweep=router"]))
 
 
 def test_routed_job_end_to_end_on_tiny_models_and_report(tiny_model_dir, tiny_overrides, tmp_path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from slmexp.tasks.generators import support_intent as gen
+from datagen import support_intent as gen
 from tests import data_checks as checks
 
 DATA_DIR = gen.DEFAULT_OUT_DIR

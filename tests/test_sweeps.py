@@ -79,7 +79,7 @@ def test_joblib_launcher_runs_jobs_in_parallel_workers(tiny_model_dir, tmp_path)
 def test_optuna_sweeper_searches_and_records_every_trial(tiny_model_dir, tmp_path) -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep = tmp_path / "sweep"
-    args = [*base_args(tiny_model_dir, tmp_path, sweep), "+sweep=hpo", "hydra.sweeper.n_trials=3",
+    args = [*base_args(tiny_model_dir, tmp_path, sweep), "sweep=hpo", "hydra.sweeper.n_trials=3",
             "train.max_steps=2", "train.eval_steps=0", "eval.limit=4", f"hydra.sweep.dir={sweep}"]
     out = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from slmexp.tasks.generators import tool_call as gen
+from datagen import tool_call as gen
 from tests import data_checks as checks
 
 DATA_DIR = gen.DEFAULT_OUT_DIR

@@ -1,31 +1,88 @@
-"""Runtimes: one small protocol (below), one module per backend, built from `conf/runtime/*.yaml`.
+"""Runtimes: one Protocol (below), one module per backend, each built from its `conf/runtime/<name>.yaml`.
 
-Protocols, not inheritance: a runtime is anything with these methods. Backends are imported only when
-instantiated, so the default path never imports vLLM or llama.cpp.
+A runtime class owns its facts (what it serves, what artifact it loads, whether it is remote) so that the pipeline
+and config validation ask the class instead of branching on backend names. Classes are looked up by the YAML's
+`_target_` (`runtime_class`), which imports the runtime's module: every runtime module is cheap to import (torch,
+llama_cpp, vllm, onnxruntime_genai, openai are imported inside functions), so config-time lookups cost nothing.
+
+Adding a runtime (the whole recipe; nothing else in slmexp changes):
+1. Write a module with a class that satisfies `Runtime` below: the class attributes, `check(cfg)`, a constructor
+   that takes the keywords `build_runtime` passes plus one keyword per YAML key, and the methods.
+2. Write `conf/runtime/<name>.yaml` (or one in a `--config-dir`): `_target_: your.module.YourRuntime`,
+   `name: <name>`, then its options. tests/test_targets.py binds the YAML's keys to the constructor's signature.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from omegaconf import DictConfig
+
+from slmexp.errors import SlmexpError
+
+NEEDS = ("checkpoint", "gguf", "onnx", "endpoint")  # the artifacts a runtime can load (see `Runtime.needs`)
 
 
 @runtime_checkable
 class Runtime(Protocol):
-    """What every runtime offers the pipeline."""
+    """What every runtime offers the pipeline: the whole contract.
+
+    Class attributes (read before anything is built, from `runtime_class(cfg.runtime)`):
+        serves: the `quantization.kind`s it can serve, e.g. ("none", "gguf"); config validation refuses others.
+        needs: the artifact it loads, one of `NEEDS`: "checkpoint" (an HF folder), "gguf" (a GGUF file), "onnx"
+            (an ONNX Runtime GenAI folder), "endpoint" (nothing local: a server answers). The pipeline asks the
+            quantizer to prepare exactly this artifact.
+        remote: requests go to a server over HTTP; no local weights are loaded or trained (no adapter, no
+            energy measurement, the model's weights are optional and used only for its tokenizer).
+        concurrent_requests: `stream` may be called from several threads at once (the benchmark's concurrent
+            pass); False: the benchmark streams one request at a time.
+        speed_note: what the speed figures mean on this runtime (recorded as `speed.note`), e.g. whether
+            peak_rss_mb includes the model.
+        check(cfg): a classmethod run at config time, before any model loads: cheap checks only
+            (`importlib.util.find_spec`, config values; no heavy import), raising `slmexp.config.fail(key, msg)`.
+
+    Constructor: keyword arguments `model_path` (str | None), `adapter_path` (str | None), `trust_remote_code`,
+    `seed`, `artifact_path` (only when `needs` is "gguf" or "onnx": the file or folder the quantizer prepared),
+    the artifact's `runtime_kwargs` (e.g. `quantization_config` for bnb), and one keyword per key of the runtime's
+    YAML (`name` included). No `**kwargs` catch-all: a YAML typo fails at build time, and in tests/test_targets.py.
+
+    Instance attributes and methods (after construction):
+        name: the runtime's config name (progress bars, the record).
+        load_s: seconds the constructor spent loading the model (or reaching the endpoint).
+        memory_footprint: bytes of the loaded model's parameters and buffers, or None when not measured.
+        last_usage: token counts of this thread's last `stream()`: {"input_tokens", "output_tokens", "source"},
+            or None before the first.
+        uses_chat_template(): whether prompts go through the model's chat template (recorded with the metrics).
+        lm_eval_model(): an lm-eval `LM` over the loaded model, for accuracy.
+        stream(prompt, max_new_tokens): yield (text chunk, perf_counter time) as tokens are produced, greedy:
+            TTFT and tokens/s come from this.
+        close(): free memory and stop any server or worker the runtime started; `with runtime:` calls it.
+    """
+
+    serves: ClassVar[tuple[str, ...]]
+    needs: ClassVar[str]
+    remote: ClassVar[bool]
+    concurrent_requests: ClassVar[bool]
+    speed_note: ClassVar[str]
 
     name: str
+    load_s: float
+    memory_footprint: int | None
+    last_usage: dict[str, Any] | None
+
+    @classmethod
+    def check(cls, cfg: DictConfig) -> None:
+        """Config-time checks (find_spec only); raise `slmexp.config.fail(key, msg)`."""
 
     def uses_chat_template(self) -> bool:
-        """Whether prompts go through the model's chat template (recorded with the metrics)."""
+        """Whether prompts go through the model's chat template."""
 
     def lm_eval_model(self) -> Any:
         """An lm-eval `LM` over the loaded model, for accuracy."""
 
     def stream(self, prompt: str, max_new_tokens: int) -> Iterator[tuple[str, float]]:
-        """Yield (text chunk, perf_counter time) as tokens are produced: TTFT and tokens/s come from this."""
+        """Yield (text chunk, perf_counter time) as tokens are produced."""
 
     def close(self) -> None:
         """Free memory and stop any server the runtime started."""
@@ -35,25 +92,38 @@ class Runtime(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+def runtime_class(runtime_cfg: Mapping[str, Any]) -> type:
+    """The class named by the runtime config's `_target_` (imports its module only: cheap, see above).
+
+    Raises Hydra's ImportError/ValueError when the target cannot be imported; config validation turns that into
+    an error on `runtime._target_` with its file and line.
+    """
+    from hydra.utils import get_class
+
+    target = runtime_cfg.get("_target_") if runtime_cfg is not None else None
+    if not target:
+        raise ValueError("the runtime config has no _target_ (the runtime class, e.g. "
+                         "slmexp.runtimes.openai.OpenAIRuntime)")
+    return get_class(str(target))
+
+
 def build_runtime(cfg: DictConfig, model_path: str | None, adapter_path: str | None = None,
-                  gguf_path: str | None = None, onnx_path: str | None = None) -> Runtime:
+                  artifact: Any = None) -> Runtime:
     """Instantiate `cfg.runtime` (its `_target_`) on a resolved model.
 
-    Only the kwargs a run needs are passed: a GGUF file for llama.cpp, an exported ONNX folder for ONNX Runtime
-    GenAI, a bitsandbytes config for transformers.
+    `artifact` is what the quantizer prepared (a `slmexp.quantize.Artifact`, duck-typed: `.path` and
+    `.runtime_kwargs`; runtimes never import quantizers). Its path is passed as `artifact_path` to runtimes that
+    load a GGUF file or an ONNX folder; its `runtime_kwargs` (bnb: `quantization_config`) to any runtime.
     """
-    from omegaconf import OmegaConf
-
+    cls = runtime_class(cfg.runtime)
     extra: dict[str, Any] = {}
-    if gguf_path is not None:
-        extra["gguf_path"] = str(gguf_path)
-    if onnx_path is not None:
-        extra["onnx_path"] = str(onnx_path)
-    if cfg.quantization.kind == "bnb":
-        extra["quantization_config"] = OmegaConf.to_container(cfg.quantization.config, resolve=True)
+    if cls.needs in ("gguf", "onnx"):
+        if artifact is None or artifact.path is None:
+            raise SlmexpError(f"runtime={cfg.runtime.name} loads a {cls.needs} artifact, and none was prepared")
+        extra["artifact_path"] = str(artifact.path)
+    if artifact is not None:
+        extra.update(dict(getattr(artifact, "runtime_kwargs", None) or {}))
     from hydra.errors import InstantiationException
-
-    from slmexp.errors import SlmexpError
 
     try:
         return _instantiate(cfg, model_path, adapter_path, extra)

@@ -15,7 +15,9 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
+
+from omegaconf import DictConfig
 
 from slmexp.errors import SlmexpError
 
@@ -36,9 +38,30 @@ def _api_key(api_key_env: str | None) -> str | None:
 
 
 class OpenAIRuntime:
-    """A remote model behind `base_url` (the API root, e.g. http://127.0.0.1:8080/v1) serving `model`."""
+    """A remote model behind `base_url` (the API root, e.g. http://127.0.0.1:8080/v1) serving `model`.
 
-    concurrent_requests = True  # the speed stage may send requests from several threads
+    `model_path` is optional: a local copy of the served model, used only for its tokenizer (token counts when the
+    server sends no usage). The recipes (ollama, lmstudio, mlx-lm, foundry-local, vllm-server) are this class with
+    another `name` and `base_url`.
+    """
+
+    serves: ClassVar[tuple[str, ...]] = ("none",)  # the server serves whatever it loaded
+    needs: ClassVar[str] = "endpoint"
+    remote: ClassVar[bool] = True
+    concurrent_requests: ClassVar[bool] = True  # the speed stage may send requests from several threads
+    speed_note: ClassVar[str] = ("timings of requests to a remote endpoint: network included; peak_rss_mb is "
+                                 "this client's")
+    memory_footprint: int | None = None
+
+    @classmethod
+    def check(cls, cfg: DictConfig) -> None:
+        """An endpoint serves its own model: slmexp cannot train an adapter for it."""
+        if str(cfg.adapter.name) != "none":
+            from slmexp.origin import fail
+
+            raise fail("adapter.name", f"adapter={cfg.adapter.name} cannot be trained for runtime={cfg.runtime.name}: "
+                       "the endpoint serves its own model; train with runtime=transformers, export "
+                       "(quantization=gguf-*), and serve the file (python -m slmexp.serve --model FILE.gguf)")
 
     def __init__(
         self,
@@ -50,16 +73,27 @@ class OpenAIRuntime:
         api_key_env: str | None = None,
         auth_header: str = "Authorization",
         headers: dict[str, str] | None = None,
+        provider_id: str | None = None,  # pricing (genai-prices provider): read by slmexp.cost from the config
+        price_model: str | None = None,  # pricing: the provider's model id, when `model` is an alias
         timeout_s: float = 60.0,
         connect_timeout_s: float = 5.0,
         max_retries: int = 3,
         concurrency: int = 1,
+        batch_size: int = 1,  # lm-eval's batch size in the config; a chat endpoint takes one conversation per request
         max_gen_toks: int = 256,
         stream_usage: bool = True,
         verify_certificate: bool = True,
+        adapter_path: str | None = None,
+        trust_remote_code: bool = False,  # unused: the local tokenizer is loaded without remote code
         seed: int = 0,
-        **_ignored: Any,
     ) -> None:
+        if adapter_path:
+            raise SlmexpError(f"runtime={name} sends requests to an endpoint, which serves its own model: it cannot "
+                              f"apply an adapter (given: {adapter_path})")
+        import logging
+
+        for logger in ("httpx", "httpx2", "openai"):  # one INFO line per HTTP request would bury the progress bars
+            logging.getLogger(logger).setLevel(logging.WARNING)
         self.name = name
         self.base_url = str(base_url).rstrip("/")
         self.model = str(model)
@@ -71,6 +105,7 @@ class OpenAIRuntime:
         self.stream_usage = bool(stream_usage)
         self.verify_certificate = bool(verify_certificate)
         self.seed = int(seed)
+        self.batch_size = int(batch_size)
         self._auth_header = str(auth_header)
         self._extra_headers = dict(headers or {})
         self.__key = _api_key(api_key_env)

@@ -1,11 +1,20 @@
-"""The transformers runtime: a HF checkpoint in this process; lm-eval's own `HFLM` wraps the model object."""
+"""The transformers runtime: a HF checkpoint in this process; lm-eval's own `HFLM` wraps the model object.
+
+bitsandbytes quantization (quantization=bnb-*) happens here, while transformers loads the weights: the quantizer
+hands over `quantization_config` (the plain `quantization.config` dict) and `_bnb_config` builds and checks it, as
+runtimes never import quantizers.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
+
+from omegaconf import DictConfig
+
+from slmexp.errors import ConfigError
 
 
 def _pick_device(device: str) -> str:
@@ -14,14 +23,47 @@ def _pick_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        from slmexp.config import fail
+        from slmexp.origin import fail
 
         raise fail("runtime.device", f"{device!r} asked for, but torch sees no CUDA device")
     return device
 
 
+def _bnb_config(config: dict[str, Any], device: str) -> Any:
+    """A `transformers.BitsAndBytesConfig` from `quantization.config`; refuse clearly where bnb cannot run."""
+    from hydra.utils import instantiate
+
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception as e:
+        raise ConfigError("quantization.kind", f"bitsandbytes failed to import ({e}); use quantization=none or a "
+                                               "GGUF type with runtime=llamacpp") from e
+    if device == "cpu":
+        from importlib.metadata import version
+
+        from packaging.version import Version
+
+        if Version(version("bitsandbytes")) < Version("0.45"):
+            raise ConfigError("quantization.kind", "bitsandbytes on CPU needs >= 0.45 (multi-backend); use a GGUF "
+                                                   "type with runtime=llamacpp instead")
+    return instantiate(config, _convert_="all")
+
+
 class TransformersRuntime:
     """Loads safetensors only (`use_safetensors=True`), never remote code unless the model config opts in."""
+
+    serves: ClassVar[tuple[str, ...]] = ("none", "bnb")  # bnb quantizes each weight as transformers loads it
+    needs: ClassVar[str] = "checkpoint"
+    remote: ClassVar[bool] = False
+    concurrent_requests: ClassVar[bool] = False  # one generate() at a time; the speed stage runs sequentially
+    speed_note: ClassVar[str] = "in-process: peak_rss_mb includes the model"
+    memory_footprint: int | None = None
+    last_usage: dict[str, Any] | None = None
+
+    @classmethod
+    def check(cls, cfg: DictConfig) -> None:
+        """Nothing to check at config time: torch and transformers are core dependencies; the device is checked
+        when the runtime is built (torch's CUDA query is not cheap)."""
 
     def __init__(
         self,
@@ -51,9 +93,7 @@ class TransformersRuntime:
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
         quant = None
         if quantization_config:  # bitsandbytes quantizes each weight as it loads (full precision passes through RAM)
-            from slmexp.quantize import bnb_config
-
-            quant = bnb_config(quantization_config, self.device)
+            quant = _bnb_config(quantization_config, self.device)
         self.model = AutoModelForCausalLM.from_pretrained(
             model_path, dtype=torch_dtype, trust_remote_code=trust_remote_code, use_safetensors=True,
             quantization_config=quant, device_map={"": self.device} if quant is not None else None,

@@ -26,7 +26,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
+
+from omegaconf import DictConfig
 
 from slmexp.errors import SlmexpError
 
@@ -39,7 +41,7 @@ INSTALL_HINT = (
 def check_available() -> None:
     """Config-time check (no import): raise a ConfigError on `runtime.name` when vllm is not installed here."""
     if importlib.util.find_spec("vllm") is None:
-        from slmexp.config import fail
+        from slmexp.origin import fail
 
         raise fail("runtime.name", f"runtime=vllm needs the vllm package, which this interpreter ({sys.executable}) "
                                    f"does not have; {INSTALL_HINT}")
@@ -96,7 +98,18 @@ def _lora_rank(adapter_path: str) -> int:
 class VLLMRuntime:
     """`vllm.LLM` over the HF checkpoint at `model_path` (safetensors), built by lm-eval's `VLLM` wrapper."""
 
-    concurrent_requests = True  # the speed stage may stream from several threads: the engine batches them
+    # vLLM 0.32 dropped bitsandbytes; its own quantizations (runtime.quantization) load from the checkpoint.
+    serves: ClassVar[tuple[str, ...]] = ("none",)
+    needs: ClassVar[str] = "checkpoint"
+    remote: ClassVar[bool] = False
+    concurrent_requests: ClassVar[bool] = True  # the speed stage may stream from several threads: the engine batches
+    speed_note: ClassVar[str] = "vLLM's engine runs in a subprocess: peak_rss_mb is the parent's and excludes it"
+    memory_footprint: int | None = None
+
+    @classmethod
+    def check(cls, cfg: DictConfig) -> None:
+        """vllm installed in this interpreter: find_spec only."""
+        check_available()
 
     def __init__(
         self,
@@ -114,11 +127,10 @@ class VLLMRuntime:
         quantization: str | None = None,
         engine_kwargs: dict[str, Any] | None = None,
         adapter_path: str | None = None,
-        quantization_config: dict | None = None,
         trust_remote_code: bool = False,
         seed: int = 0,
     ) -> None:
-        vllm = _import_vllm()
+        _import_vllm()  # a clear error where vllm is missing or broken, before lm-eval imports it
         from vllm.platforms import current_platform
 
         self.name = name
@@ -133,8 +145,6 @@ class VLLMRuntime:
         # kv_cache_memory_bytes; without either it asks for gpu_memory_utilization x all of RAM. The env var wins.
         if kv_cache_space_gb and self.device == "cpu" and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
             engine.setdefault("kv_cache_memory_bytes", int(float(kv_cache_space_gb) * 2**30))
-        if quantization_config:
-            quantization = self._bnb(vllm, quantization_config)
         lora = {}
         if adapter_path:  # served unmerged: vLLM applies the LoRA per request (lm-eval passes it for accuracy)
             lora = {"lora_local_path": str(adapter_path), "max_lora_rank": _lora_rank(str(adapter_path))}
@@ -161,21 +171,6 @@ class VLLMRuntime:
         self._inboxes: dict[str, queue.SimpleQueue] = {}
         self._ids = itertools.count()
         self._local = threading.local()
-
-    @staticmethod
-    def _bnb(vllm: Any, config: dict) -> str:
-        """vLLM's own in-flight bitsandbytes: 4-bit only, and gone from recent vLLM releases (0.32 has none)."""
-        from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
-
-        if "bitsandbytes" not in QUANTIZATION_METHODS:
-            raise SlmexpError(
-                f"quantization.kind: vLLM {vllm.__version__} has no bitsandbytes support; use runtime=transformers "
-                "for quantization=bnb-*, or quantization=none with a vLLM online method such as "
-                "runtime.quantization=int8_per_channel_weight_only (or fp8 on GPUs)")
-        if config.get("load_in_8bit"):
-            raise SlmexpError("quantization.kind: vLLM quantizes bitsandbytes in flight to 4 bits only; use "
-                              "quantization=bnb-nf4, or runtime=transformers for quantization=bnb-int8")
-        return "bitsandbytes"
 
     def _eos_ids(self, model_path: str) -> set[int]:
         """Token ids that end generation (not output text): the tokenizer's EOS and generation_config's."""

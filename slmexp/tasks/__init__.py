@@ -15,12 +15,18 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from slmexp.config import fail
-from slmexp.errors import DataError
+from slmexp.errors import ConfigError, DataError
+from slmexp.tasks.kinds import kind as kind_record
 
 LM_EVAL_TEMPLATES = Path(__file__).resolve().parent / "lm_eval"
-TEMPLATE_BY_KIND = {"classification": "classification.yaml", "extraction": "extraction.yaml",
-                    "tool_call": "tool_call.yaml", "qa": "qa.yaml"}
+
+
+def _fail(key: str, message: str) -> ConfigError:
+    """`slmexp.config.fail`, imported when an error is raised: config.py reads the task-kind records
+    (slmexp.tasks.kinds), so this package must not import config while it is itself being imported."""
+    from slmexp.origin import fail
+
+    return fail(key, message)
 
 
 @dataclass
@@ -61,7 +67,7 @@ def read_jsonl(path: Path, key: str) -> tuple[list[dict[str, Any]], str]:
 
     path = Path(path)
     if not path.is_file():
-        raise fail(key, f"data file not found: {path}")
+        raise _fail(key, f"data file not found: {path}")
     raw = path.read_bytes()
     rows = []
     for lineno, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
@@ -80,87 +86,42 @@ def read_jsonl(path: Path, key: str) -> tuple[list[dict[str, Any]], str]:
     return rows, hashlib.sha256(raw).hexdigest()
 
 
-# Each kind's row roles: role -> what the JSONL field it maps to (task.fields.<role>) must hold. A role whose
-# `task.fields` entry is null is optional (qa's `context`).
-KIND_ROLES: dict[str, dict[str, str]] = {
-    "classification": {"text": "string", "label": "label"},
-    "extraction": {"text": "string", "target": "object"},
-    "tool_call": {"text": "string", "tools": "tools", "target": "call"},
-    "qa": {"text": "string", "target": "answers", "context": "string"},
-}
-OPTIONAL_ROLES = {"context"}
-
-
-def _check_value(kind: str, value: Any, labels: set[str]) -> str | None:
-    """Why `value` is not a valid `kind` (None when it is)."""
-    if kind == "string":
-        return None if isinstance(value, str) and value.strip() else f"must be a non-empty string, got {value!r}"
-    if kind == "label":
-        if not isinstance(value, str) or not value.strip():
-            return f"must be a non-empty string, got {value!r}"
-        return None if value in labels else f"label {value!r} is not in task.labels ({', '.join(sorted(labels))})"
-    if kind == "object":
-        return None if isinstance(value, dict) and value else f"must be a non-empty JSON object, got {value!r}"
-    if kind == "answers":
-        ok = (isinstance(value, str) and value.strip()) or (
-            isinstance(value, list) and value and all(isinstance(a, str) and a.strip() for a in value))
-        return None if ok else f"must be a non-empty string or list of non-empty strings, got {value!r}"
-    if kind == "tools":
-        if not isinstance(value, list) or not value:
-            return f"must be a non-empty list of tool schemas, got {value!r}"
-        for i, tool in enumerate(value):
-            fn = tool.get("function", tool) if isinstance(tool, dict) else None
-            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not isinstance(
-                    fn.get("parameters", {}), dict):
-                return f"item {i} must be a tool schema with a string `name` and an object `parameters`"
-        return None
-    if kind == "call":
-        if not isinstance(value, dict) or not isinstance(value.get("name"), str) or not isinstance(
-                value.get("arguments"), dict):
-            return f'must be {{"name": str, "arguments": object}}, got {value!r}'
-        return None
-    raise ValueError(kind)
-
-
 def _validate_rows(task: Task, split: str, rows: list[dict[str, Any]]) -> None:
-    """Every row has every mapped field with the right type; the first bad row fails with file:line."""
-    kind = str(task.cfg.kind)
+    """Every row has every mapped field with the right type (the kind's record says which); the first bad row
+    fails with file:line."""
+    kind = kind_record(task.kind)
     fields = task.cfg.fields
     labels = set(task.labels)
     path = task.files[split]
-    roles = KIND_ROLES[kind]
-    for role in roles:
-        if role not in OPTIONAL_ROLES and not fields.get(role):
-            raise fail(f"task.fields.{role}", f"a {kind} task maps its {role!r} role to a JSONL field; set it")
+    for role in kind.roles:
+        if role not in kind.optional_roles and not fields.get(role):
+            raise _fail(f"task.fields.{role}", f"a {kind.name} task maps its {role!r} role to a JSONL field; set it")
     for row in rows:
         where = f"{path}:{row['_line']}"
-        for role, value_kind in roles.items():
+        for role, check in kind.roles.items():
             name = fields.get(role)
             if not name:
                 continue
             if name not in row:
                 raise DataError(f"{where}: missing field {name!r} (task.fields.{role})")
-            why = _check_value(value_kind, row[name], labels)
+            why = check(row[name], labels)
             if why:
                 raise DataError(f"{where}: field {name!r} (task.fields.{role}) {why}")
-        if kind == "tool_call":
-            offered = {t.get("function", t)["name"] for t in row[fields.tools]}
-            call = row[fields.target]
-            if call["name"] not in offered:
-                raise DataError(f"{where}: gold call {call['name']!r} is not among the row's tools "
-                                f"({', '.join(sorted(offered))})")
+        why = kind.check_row(row, fields) if kind.check_row is not None else None
+        if why:
+            raise DataError(f"{where}: {why}")
 
 
 def load_task(task_cfg: DictConfig, splits: list[str]) -> Task:
     """Read and validate the named splits (each `task.data.<split>`), failing on the first bad row."""
     task = Task(task_cfg)
-    if str(task_cfg.kind) == "lm_eval":  # lm-eval loads its own datasets (slmexp.evaluate)
+    if not kind_record(task.kind).roles:  # lm-eval's own tasks: lm-eval loads their datasets (slmexp.evaluate)
         return task
     for split in splits:
         key = f"task.data.{split}"
         value = OmegaConf.select(task_cfg, f"data.{split}")
         if not value:
-            raise fail(key, "is not set")
+            raise _fail(key, "is not set")
         task.files[split] = Path(str(value)).expanduser()
         rows, sha = read_jsonl(task.files[split], key)
         _validate_rows(task, split, rows)
@@ -207,10 +168,9 @@ def render_prompt(task_cfg: DictConfig, row: dict[str, Any]) -> str:
 
 
 def gold_value(task_cfg: DictConfig, row: dict[str, Any]) -> Any:
-    """The structured gold answer: the label, the target object, the call, or the list of accepted answers."""
-    if str(task_cfg.kind) == "classification":
-        return row[task_cfg.fields.label]
-    return row[task_cfg.fields.target]
+    """The structured gold answer: the label, the target object, the call, or the list of accepted answers (the
+    field the kind's `gold_role` maps to)."""
+    return row[task_cfg.fields[kind_record(str(task_cfg.kind)).gold_role]]
 
 
 def render_target(task_cfg: DictConfig, row: dict[str, Any]) -> str:
@@ -238,13 +198,11 @@ def lm_eval_doc(task: Task, split: str, i: int, row: dict[str, Any]) -> dict[str
     id_field = cfg.fields.get("id") or "id"  # pairs examples across runs in the report's statistics
     doc: dict[str, Any] = {"id": str(row.get(id_field, f"{split}-{i}")), "prompt": render_prompt(cfg, row),
                            "target": render_target(cfg, row)}
-    kind = str(cfg.kind)
-    if kind == "classification":
+    kind = kind_record(task.kind)
+    if kind.doc_choices:
         doc["choices"] = task.labels
-    else:
-        doc["gold"] = json.dumps(gold_value(cfg, row), ensure_ascii=False)
-    if kind == "tool_call":
-        doc["tools"] = json.dumps(_field(cfg, row, "tools"), ensure_ascii=False)
+    for key, role in kind.doc_json.items():
+        doc[key] = json.dumps(_field(cfg, row, role), ensure_ascii=False)
     return doc
 
 
@@ -267,7 +225,7 @@ def write_lm_eval_task(task: Task, out_dir: Path, splits: list[str], use_chat_te
     prefix = task.cfg.get("answer_prefix") or ""
     cfg: dict[str, Any] = {
         "task": task.lm_eval_name,
-        "include": str(LM_EVAL_TEMPLATES / TEMPLATE_BY_KIND[str(task.cfg.kind)]),
+        "include": str(LM_EVAL_TEMPLATES / str(kind_record(task.kind).template)),
         "dataset_kwargs": {"data_files": data_files},
         "test_split": splits[0],
         # Models with a chat template get the bare user turn; plain LMs get the answer prefix to continue.

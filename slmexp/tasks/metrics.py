@@ -290,3 +290,50 @@ def qa_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
         "exact_match": max(float(normalize_answer(pred) == normalize_answer(a)) for a in answers),
         "f1": max(token_f1(pred, a) for a in answers),
     }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# validity: a generated answer's shape, with no gold (the router's confidence for generation kinds)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object spanning the first `{` to the last `}` of a model's output (a ```json fence or surrounding
+    prose tolerated), or None. Stricter than `parse_json_output`: two objects in one output are not valid."""
+    text = (text or "").strip()
+    fence = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
+    if fence:
+        text = fence.group(1).strip()
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        return None
+    try:
+        obj = json.loads(text[start:end + 1])
+    except json.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def valid_extraction(output: str, task_cfg: Any = None) -> float:
+    """1.0 when the output holds a JSON object (with every `task.required_keys`, if the task lists them)."""
+    obj = _json_object(output)
+    if obj is None:
+        return 0.0
+    required = list((task_cfg.get("required_keys") if task_cfg is not None else None) or [])
+    return float(all(k in obj for k in required))
+
+
+def valid_tool_call(output: str, task_cfg: Any = None) -> float:
+    """1.0 when the output is a JSON call {"name": str, "arguments": object}, naming a known tool if the task
+    lists them (`task.tools`: names, or objects with a `name`)."""
+    obj = _json_object(output)
+    if obj is None or not isinstance(obj.get("name"), str) or not isinstance(obj.get("arguments"), dict):
+        return 0.0
+    tools = (task_cfg.get("tools") if task_cfg is not None else None) or []
+    names = {t if isinstance(t, str) else t.get("name") for t in tools}
+    return float(not names or obj["name"] in names)
+
+
+def valid_answer(output: str, task_cfg: Any = None) -> float:
+    """1.0 for a non-empty answer (free-form QA: the weakest useful check)."""
+    return float(bool((output or "").strip()))

@@ -1,0 +1,91 @@
+"""Quantizers: make the artifact a runtime loads (a checkpoint + load-time config, a GGUF file, an ONNX folder).
+
+The pipeline asks the runtime class what it `needs` ("checkpoint" | "gguf" | "onnx" | "endpoint") and calls
+`prepare` here; config validation calls `check`. Neither names a backend: `QUANTIZERS` maps each
+`quantization.kind` to its module, imported only when that kind is used (lm-eval's MODEL_MAPPING style), and every
+module is cheap to import (torch, llama_cpp, onnx, olive are imported inside functions).
+
+Adding a quantizer (kind `foo`):
+1. Write `slmexp/quantize/foo.py` with
+   - `KIND = "foo"` and `PRODUCES`: the artifact it makes, one of the runtimes' `needs` ("checkpoint" | "gguf" |
+     "onnx"); a runtime whose `serves` lists "foo" and whose `needs` equals PRODUCES can serve it;
+   - `check(qcfg: DictConfig) -> None`: config-time checks of `cfg.quantization` (names and
+     `importlib.util.find_spec` only, nothing heavy imported), raising `slmexp.config.fail(key, message)`;
+   - `prepare(qcfg, source: Source, *, run_dir: Path, cache_dir: Path, calib: Calibration | None = None,
+     threads: int | None = None) -> Artifact`: build (or take from the cache) what runtimes load. Key outputs by
+     content (`cache.checkpoint_hash` of the source + every setting + the tool's version) and publish them with
+     `cache.publish_dir`, so reruns and parallel sweep jobs reuse one copy. `Artifact.block` is the run record's
+     `quantization` section (at least `kind` and `name`); `runtime_kwargs` are extra constructor keywords.
+     When `qcfg.kind` is not yours (quantization=none), return your default export (gguf: f16, onnx: fp32).
+2. Add it to `QUANTIZERS` below, and `conf/quantization/foo-*.yaml` (`kind: foo`, `name:`, its settings).
+3. Add the kind to the `serves` of the runtimes that load it, and a test (tests/test_quantize_contract.py checks the
+   module attributes of every entry).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from slmexp.errors import SlmexpError
+from slmexp.origin import fail
+from slmexp.quantize.base import Artifact, Calibration, Source
+
+__all__ = ["NEEDS", "QUANTIZERS", "Artifact", "Calibration", "Source", "check", "prepare", "quantizer"]
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+# quantization.kind -> module (imported when that kind is used). `none` has no module: nothing is quantized.
+QUANTIZERS: dict[str, str] = {
+    "bnb": "slmexp.quantize.bnb",
+    "gguf": "slmexp.quantize.gguf",
+    "onnx": "slmexp.quantize.onnx",
+}
+NEEDS = ("checkpoint", "gguf", "onnx", "endpoint")
+
+
+def quantizer(kind: str) -> ModuleType:
+    """The module of quantization kind `kind` (imported now)."""
+    return importlib.import_module(QUANTIZERS[kind])
+
+
+def check(cfg: DictConfig) -> None:
+    """Config-time checks of `cfg.quantization` by its kind's module (cheap: names and find_spec only)."""
+    kind = str(cfg.quantization.kind)
+    if kind == "none":
+        return
+    if kind not in QUANTIZERS:
+        raise fail("quantization.kind", f"{kind!r} is not one of none, {', '.join(QUANTIZERS)}")
+    quantizer(kind).check(cfg.quantization)
+
+
+def prepare(cfg: DictConfig, needs: str, source: Source, run_dir: Path, calib: Calibration | None) -> Artifact:
+    """The artifact a runtime that `needs` checkpoint | gguf | onnx | endpoint loads, prepared for this run.
+
+    endpoint: nothing (the server has its model). checkpoint: `source.checkpoint`, through the kind's module when it
+    quantizes at load time (bnb). gguf / onnx: the module whose PRODUCES is `needs`; for quantization=none its
+    default export (gguf: the shipped GGUF when untrained, else f16; onnx: fp32). Exports go to
+    `paths.cache_dir`; `runtime.threads` (when the runtime has it) bounds the exporter's threads.
+    """
+    if needs not in NEEDS:
+        raise SlmexpError(f"a runtime needs {needs!r}; quantizers prepare one of {', '.join(NEEDS)}")
+    if needs == "endpoint":
+        return Artifact(None, "endpoint", None)
+    kind = str(cfg.quantization.kind)
+    if kind == "none":
+        if needs == "checkpoint":
+            return Artifact(source.checkpoint, "checkpoint", None)
+        module = next(m for m in map(quantizer, QUANTIZERS) if needs == m.PRODUCES)
+    else:
+        module = quantizer(kind)
+        if needs != module.PRODUCES:
+            name = cfg.quantization.get("name", kind)
+            raise fail("quantization.kind", f"quantization={name} makes a {module.PRODUCES} artifact, but "
+                   f"runtime={cfg.runtime.name} loads a {needs}")
+    threads = cfg.runtime.get("threads")
+    return module.prepare(cfg.quantization, source, run_dir=Path(run_dir),
+                          cache_dir=Path(str(cfg.paths.cache_dir)).expanduser(), calib=calib,
+                          threads=int(threads) if threads else None)

@@ -1,0 +1,105 @@
+"""The comparison report: one table (Markdown, CSV, LaTeX) and plots built from `run.json` files alone.
+
+A sweep's question is "how much accuracy does a small model keep, and what does it buy in speed and cost?", so
+every row is read against a baseline row: accuracy retained (%), speed-up, cost ratio, and a paired McNemar test
+on the very same test examples (a difference of a few points on 250 examples is often noise, and the table should
+say so). Statistics come from each run's `lm_eval/samples.jsonl`, so nothing needs re-running.
+
+The package, one job per module: `collect` reads run records, `stats` holds the statistics, `table` builds the
+DataFrame (rows, seeds collapsed, baseline), `render` writes it as Markdown/LaTeX/CSV, `plots` draws it, `router`
+adds the SLM-first routing section. This module holds the entry points (`write_report`, `main`) and re-exports
+the names callers use. The output is deterministic: re-running on the same outputs gives byte-identical files.
+
+pandas and matplotlib are imported inside functions so that `slmexp --help` and this package's import stay fast.
+
+Usage: `python -m slmexp.report DIR [--baseline NAME] [--out DIR] [--caption TEXT]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from slmexp.record import RECORD_NAME
+from slmexp.report.collect import _size_mb, collect
+from slmexp.report.plots import SVG_HASHSALT, _plot, pareto_front
+from slmexp.report.render import tex_escape, to_csv, to_latex, to_markdown, write_text
+from slmexp.report.router import router_rows, write_router_report
+from slmexp.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CI_LEVEL, bootstrap_ci, mcnemar_exact
+from slmexp.report.table import COLUMN_DOC, ID_COLUMNS, MEASURED, SINGLE, build_table, short_label
+
+# `_size_mb` stays importable here for tests/test_ortgenai.py (it checks the size an ONNX run reports).
+__all__ = [
+    "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "CI_LEVEL", "COLUMN_DOC", "ID_COLUMNS", "MEASURED", "SINGLE",
+    "SVG_HASHSALT", "_size_mb", "bootstrap_ci", "build_table", "collect", "main", "mcnemar_exact", "pareto_front",
+    "router_rows", "short_label", "tex_escape", "to_csv", "to_latex", "to_markdown", "write_report",
+    "write_router_report",
+]
+
+
+def write_report(root: Path, out_dir: Path | None = None, baseline: str | None = None,
+                 caption: str | None = None) -> dict[str, Path]:
+    """Build the comparison from every run.json below `root` and write tables and plots.
+
+    Args:
+        root: a sweep dir or an outputs dir.
+        out_dir: where to write (created if needed); default: `root` itself, so a sweep dir holds its report.
+        baseline: model name (or short label) of the baseline; default: the run whose model role is baseline.
+        caption: text put in front of the generated caption.
+
+    Returns:
+        {"md", "csv", "tex", "accuracy_vs_latency_png", ..._svg, "accuracy_vs_cost_png", ..._svg} -> path, plus
+        {"router_md", "router_csv", "router_png", "router_svg"} when some run routed.
+    """
+    root = Path(root)
+    out = Path(out_dir) if out_dir is not None else root
+    out.mkdir(parents=True, exist_ok=True)
+    records = collect(root)
+    df = build_table(records, baseline=baseline)
+    paths = {
+        "md": write_text(out / "comparison.md", to_markdown(df, caption)),
+        "csv": write_text(out / "comparison.csv", to_csv(df)),
+        "tex": write_text(out / "comparison.tex", to_latex(df, caption)),
+    }
+    has_cost = bool(df["usd_per_1k_req"].notna().any())
+    plots = [
+        ("accuracy_vs_latency", "latency_p50_ms", "latency p50 per request (ms)", "Accuracy vs latency",
+         "no run has a latency measurement (speed stage off or runs failed)"),
+        ("accuracy_vs_cost", "usd_per_1k_req", "cost per 1,000 requests (USD)", "Accuracy vs cost",
+         "no cost recorded" if not has_cost else "no run with both cost and accuracy"),
+    ]
+    for name, xcol, xlabel, title, missing in plots:
+        png, svg = _plot(df, xcol, xlabel, title, missing, out / name)
+        paths[f"{name}_png"], paths[f"{name}_svg"] = png, svg
+    paths.update(write_router_report(records, out))  # router runs: a row per threshold and the accuracy-cost curve
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m slmexp.report DIR [--baseline NAME] [--out DIR] [--caption TEXT]`: print the table, write files.
+
+    Returns:
+        The exit status: 0 done, 1 no run.json below DIR, 2 DIR is not a directory.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m slmexp.report",
+        description="Compare slmexp runs: Markdown/CSV/LaTeX tables and accuracy-vs-latency/cost plots from the "
+                    "run.json files below DIR.",
+    )
+    parser.add_argument("dir", type=Path, help="a sweep dir or outputs dir (searched recursively for run.json)")
+    parser.add_argument("--baseline", help="model name or short label of the baseline (default: role=baseline)")
+    parser.add_argument("--out", type=Path, help="output dir (default: DIR)")
+    parser.add_argument("--caption", help="text put in front of the table caption")
+    args = parser.parse_args(argv)
+    if not args.dir.is_dir():
+        print(f"slmexp report: error: {args.dir} is not a directory", file=sys.stderr)
+        return 2
+    if not collect(args.dir):
+        print(f"slmexp report: error: no {RECORD_NAME} below {args.dir}", file=sys.stderr)
+        return 1
+    paths = write_report(args.dir, args.out, args.baseline, args.caption)
+    print(paths["md"].read_text(encoding="utf-8"))
+    for key, path in paths.items():
+        print(f"{key}: {path}")
+    return 0

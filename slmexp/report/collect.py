@@ -1,0 +1,194 @@
+"""Reading runs: every run.json below a directory, and what one record contributes to the comparison table.
+
+Why a module of its own: the report reads only run.json files (plus the samples file each names), so a table can
+be rebuilt later from outputs/ alone. Everything that knows the record's layout lives here; the table, the
+statistics and the renderers see the flat per-run dicts `_run_info` returns, never a record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from slmexp.record import RECORD_NAME, load
+
+log = logging.getLogger("slmexp.report")
+
+# Config subtrees that say where or how a run was logged, not what was measured: ignored when deciding whether
+# two runs "differ only by seed".
+_IGNORED_CONFIG = ("paths", "logger")
+
+
+def collect(root: Path) -> list[dict[str, Any]]:
+    """Load every run.json below `root`, in path order, so the table can be rebuilt from outputs alone.
+
+    Each record gets two private keys: `_dir` (the directory the run.json sits in; samples paths are relative to
+    it, and a record's own `run.run_dir` may name another machine) and `_rel` (that directory relative to root,
+    for the CSV). Unreadable files are skipped with a warning: one broken file must not hide a whole sweep.
+
+    Args:
+        root: a run dir, a sweep dir or a whole outputs dir.
+
+    Returns:
+        The records, sorted by path.
+    """
+    root = Path(root)
+    paths = [root / RECORD_NAME] if (root / RECORD_NAME).is_file() else sorted(root.rglob(RECORD_NAME))
+    records = []
+    for path in paths:
+        try:
+            rec = load(path)
+        except (OSError, ValueError) as e:
+            log.warning("skipping unreadable %s: %s", path, e)
+            continue
+        if not isinstance(rec, dict) or not isinstance(rec.get("run"), dict):
+            log.warning("skipping %s: not a slmexp run record", path)
+            continue
+        rec["_dir"] = str(path.parent)
+        rel = path.parent.relative_to(root).as_posix() if path.parent != root else "."
+        rec["_rel"] = rel
+        records.append(rec)
+    return records
+
+
+def _get(d: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d
+
+
+def _num(x: Any) -> float | None:
+    """A finite float, or None: the table's only notion of 'not measured'."""
+    if isinstance(x, bool) or x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _load_samples(rec: dict[str, Any], metric: str | None) -> dict[str, float] | None:
+    """Per-example primary metric keyed by example `id` (doc_id when a sample has no id); None if unavailable."""
+    if not metric:
+        return None
+    rel = _get(rec, "metrics", "samples") or "lm_eval/samples.jsonl"
+    base = Path(rec.get("_dir") or _get(rec, "run", "run_dir") or ".")
+    path = Path(rel) if Path(rel).is_absolute() else base / rel
+    if not path.is_file():
+        return None
+    out: dict[str, float] = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            s = json.loads(line)
+            key = s.get("id", s.get("doc_id"))
+            v = _num(s.get(metric))
+            if key is not None and v is not None:
+                out[str(key)] = v
+    return out or None
+
+
+def _quant_name(rec: dict[str, Any]) -> str:
+    q = rec.get("quantization") or {}
+    if q.get("kind") == "gguf" and q.get("gguf_type"):
+        return str(q["gguf_type"])
+    return str(q.get("name") or _get(rec, "config", "quantization", "name") or "none")
+
+
+def _size_mb(rec: dict[str, Any]) -> float | None:
+    """MB (1e6 bytes) of the weights served: the GGUF or ONNX export if any, else the model checkpoint."""
+    q = rec.get("quantization") or {}
+    nbytes = q.get("bytes") if q.get("kind") in ("gguf", "onnx") else None
+    if nbytes is None:
+        nbytes = _get(rec, "model", "bytes_on_disk")
+    v = _num(nbytes)
+    return None if v is None else v / 1e6
+
+
+def _strip_seed(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _strip_seed(v) for k, v in obj.items()
+                if not (isinstance(k, str) and (k == "seed" or k.endswith("_seed")))}
+    if isinstance(obj, list):
+        return [_strip_seed(v) for v in obj]
+    return obj
+
+
+def _config_key(rec: dict[str, Any]) -> dict[str, Any]:
+    cfg = rec.get("config") or {}
+    ignored = _IGNORED_CONFIG
+    if _get(cfg, "adapter", "name") in (None, "none"):  # no training stage: its settings changed nothing
+        ignored = (*ignored, "train")
+    return _strip_seed({k: v for k, v in cfg.items() if k not in ignored})
+
+
+def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
+    """Everything one record contributes, before seeds are collapsed and the baseline is known."""
+    cfg = rec.get("config") or {}
+    model = rec.get("model") or {}
+    run = rec.get("run") or {}
+    metrics = rec.get("metrics") or {}
+    speed = rec.get("speed") or {}
+    cost = rec.get("cost") or {}
+    status = str(run.get("status") or "unknown")
+    name = str(model.get("name") or _get(cfg, "model", "name") or run.get("name") or "?")
+    adapter = str(model.get("adapter") or _get(cfg, "adapter", "name") or "none")
+    runtime = str(_get(cfg, "runtime", "name") or "?")
+    if rec.get("router"):  # an SLM-first routed system: the SLM's runtime, escalating to the LLM
+        runtime += f"→{rec['router'].get('llm')}"
+    quant = _quant_name(rec)
+    seed = _get(cfg, "seed")
+    if seed is None:
+        seed = _get(rec, "provenance", "seed")
+    err = run.get("error") or {}
+    finished = status == "finished"
+    primary = metrics.get("primary") or _get(cfg, "task", "primary_metric")
+    acc = _num(_get(metrics, "values", primary)) if finished and primary else None
+    samples = _load_samples(rec, primary) if finished else None
+    if acc is None and samples:
+        acc = sum(samples.values()) / len(samples)
+    n = metrics.get("n_examples") if finished else None
+    examples = _num(n)
+    eval_wall = _num(speed.get("eval_wall_s"))
+    usd_1k = _num(cost.get("usd_per_1k_requests")) if finished else None
+    remote = bool(model.get("endpoint"))
+
+    def sp(*keys: str) -> float | None:
+        return _num(_get(speed, *keys)) if finished else None
+
+    measured = {
+        "accuracy": acc,
+        "latency_p50_ms": sp("latency_ms", "p50"), "latency_p95_ms": sp("latency_ms", "p95"),
+        "ttft_p50_ms": sp("ttft_ms", "p50"), "decode_tok_s": sp("decode_tokens_per_s", "p50"),
+        # a remote endpoint's memory is the server's, not this client's: not measured, so an empty cell
+        "requests_per_s": sp("requests_per_s"), "peak_rss_mb": None if remote else sp("peak_rss_mb"),
+        "eval_ms_per_example": (1000 * eval_wall / examples) if finished and eval_wall and examples else None,
+        "usd_per_1k_req": usd_1k,
+        "usd_per_1m_tok": _num(cost.get("usd_per_1m_output_tokens")) if finished else None,
+        "usd_per_1k_correct": usd_1k / acc if usd_1k is not None and acc else None,
+    }
+    return {
+        "task": str(metrics.get("task") or _get(cfg, "task", "name") or "?"),
+        "model": name,
+        "role": str(model.get("role") or _get(cfg, "model", "role") or "?"),
+        "params_b": _num(model.get("params_b") if model else _get(cfg, "model", "params_b")),
+        "adapter": adapter, "quantization": quant, "runtime": runtime,
+        "seed": seed, "status": status,
+        "error": f"{err.get('stage')}: {err.get('type')}" if err else "",
+        "n": int(n) if isinstance(n, int | float) and not isinstance(n, bool) else None,
+        "metric": str(primary or ""),
+        # a failed run may not have reached quantization; an endpoint's weights are not on this disk
+        "size_mb": _size_mb(rec) if finished and not remote else None,
+        "measured": measured,
+        "samples": samples,
+        "config": _config_key(rec),
+        "dir": str(rec.get("_rel") or rec.get("_dir") or run.get("run_dir") or ""),
+    }

@@ -1,0 +1,242 @@
+"""The comparison table: runs grouped into rows (seeds collapsed), a baseline picked per task, relative columns.
+
+Why apart: this is the one place that decides what a row is and what it is compared against. It takes the per-run
+dicts of `collect._run_info` and returns a DataFrame; the renderers and plots only read that DataFrame.
+
+Rules the table keeps:
+- a value that was not measured is an empty cell (NaN), never a zero;
+- runs whose resolved configs differ only by seed collapse into one row, mean ± sample std (ddof=1), `n_seeds`;
+- rows sort by a stable key, so re-running on the same outputs gives the same table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slmexp.record import flatten
+from slmexp.report.collect import _run_info
+from slmexp.report.stats import bootstrap_ci, mcnemar_exact, mean_std, paired_counts
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+log = logging.getLogger("slmexp.report")
+
+# Identity columns: what the row is.
+ID_COLUMNS = ["label", "task", "model", "role", "params_b", "adapter", "quantization", "runtime", "variant",
+              "seed", "n_seeds", "status", "error", "n", "metric"]
+# Measured columns: averaged over seeds, each followed by `<name>_std` in the DataFrame/CSV.
+MEASURED = ["accuracy", "retained_pct", "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms", "decode_tok_s",
+            "requests_per_s", "peak_rss_mb", "eval_ms_per_example", "usd_per_1k_req", "usd_per_1m_tok",
+            "usd_per_1k_correct", "speedup", "cost_ratio", "mcnemar_b", "mcnemar_c"]
+# Columns that are not averaged: constant over seeds, or computed once for the whole row.
+SINGLE = ["ci95_low", "ci95_high", "size_mb", "n_paired", "mcnemar_p"]
+
+# Meaning and unit of every column (the Markdown caption and the CLI's --help draw on this).
+COLUMN_DOC: dict[str, str] = {
+    "label": "short run label model[+adapter][/quantization]@runtime",
+    "task": "task name", "model": "model name", "role": "slm or baseline",
+    "params_b": "parameters (billions)", "adapter": "fine-tuning adapter (none = zero-shot)",
+    "quantization": "quantization served (GGUF type, bitsandbytes scheme, or none)", "runtime": "inference runtime",
+    "variant": "config keys that tell apart rows with the same label",
+    "seed": "seed(s) of the runs in the row", "n_seeds": "runs collapsed into the row",
+    "status": "finished / failed / running (a killed run stays running)", "error": "failed stage: exception type",
+    "n": "test examples scored", "metric": "primary metric of the task",
+    "accuracy": "the task's primary metric (0-1; `metric` names it: exact_match, f1, field_f1, acc, ...); mean over "
+                "seeds",
+    "ci95_low": "percentile-bootstrap 95% CI of accuracy, lower end (2000 resamples of test examples)",
+    "ci95_high": "upper end of that CI",
+    "retained_pct": "accuracy / baseline accuracy × 100 (%)",
+    "latency_p50_ms": "end-to-end latency per request, median (ms, 1 request at a time)",
+    "latency_p95_ms": "end-to-end latency per request, 95th percentile (ms)",
+    "ttft_p50_ms": "time to first token, median (ms)",
+    "decode_tok_s": "decode speed after the first token, median (tokens/s)",
+    "requests_per_s": "sequential throughput of the speed stage (requests/s)",
+    "peak_rss_mb": "peak resident memory of the run's process (MiB)",
+    "eval_ms_per_example": "wall time of the batched accuracy pass / n (ms per example; not a latency)",
+    "size_mb": "weights on disk (MB = 1e6 bytes): the served GGUF or ONNX export if any, else the model checkpoint",
+    "usd_per_1k_req": "cost per 1,000 requests (USD)", "usd_per_1m_tok": "cost per 1M tokens (USD)",
+    "usd_per_1k_correct": "cost of 1,000 correct answers = $/1k requests / accuracy (USD; for F1-type metrics, "
+                          "per 1,000 F1-weighted answers)",
+    "speedup": "baseline latency p50 / row latency p50 (>1 = faster than baseline)",
+    "cost_ratio": "row $/1k requests / baseline $/1k requests (<1 = cheaper than baseline)",
+    "n_paired": "test examples shared with the baseline run (matched by id)",
+    "mcnemar_b": "paired examples the row gets right and the baseline wrong",
+    "mcnemar_c": "paired examples the row gets wrong and the baseline right",
+    "mcnemar_p": "two-sided exact McNemar p-value vs the baseline (binomial on b, c; max over seeds)",
+}
+
+
+def short_label(model: str, adapter: str, quantization: str, runtime: str) -> str:
+    """`smollm2-135m+lora/q4_k_m@llamacpp`; `+none` and `/none` are left out."""
+    label = model
+    if adapter and adapter != "none":
+        label += f"+{adapter}"
+    if quantization and quantization != "none":
+        label += f"/{quantization}"
+    return f"{label}@{runtime}"
+
+
+def _group(infos: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Runs whose config (seed and paths aside) and status agree form one row; failed seeds get their own row."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for info in infos:
+        key = json.dumps([info["status"], info["config"]], sort_keys=True, default=str)
+        groups.setdefault(key, []).append(info)
+    out = []
+    for runs in groups.values():
+        runs.sort(key=lambda r: (str(r["seed"]), r["dir"]))
+        out.append(runs)
+    return out
+
+
+# Config keys most likely to explain why two rows with the same label differ, tried first.
+_VARIANT_PRIORITY = ("eval.limit", "train.max_steps", "train.num_train_epochs", "train.learning_rate", "adapter.",
+                     "quantization.", "runtime.", "model.", "task.", "eval.", "train.", "cost.")
+
+
+def _variant_order(key: str, everywhere: bool) -> tuple:
+    rank = next((i for i, p in enumerate(_VARIANT_PRIORITY) if key == p or (p.endswith(".") and key.startswith(p))),
+                len(_VARIANT_PRIORITY))
+    return (not everywhere, rank, key)
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _variants(groups: list[list[dict[str, Any]]]) -> list[str]:
+    """For rows sharing a label, the config keys whose values differ between them (e.g. `train.max_steps=24`).
+
+    Keys set in every config of the set come first (a real difference), keys only some configs have (records
+    from an older config layout) last; at most three are shown.
+    """
+    ident = [(g[0]["task"], g[0]["model"], g[0]["adapter"], g[0]["quantization"], g[0]["runtime"]) for g in groups]
+    flats = [flatten(g[0]["config"]) for g in groups]
+    variants = [""] * len(groups)
+    for key in sorted(set(ident)):
+        members = [i for i, k in enumerate(ident) if k == key]
+        if len(members) < 2:
+            continue
+        keys = {k for i in members for k in flats[i]}
+        differ = [k for k in keys if len({json.dumps(flats[i].get(k, "-"), default=str) for i in members}) > 1]
+        differ.sort(key=lambda k: _variant_order(k, all(k in flats[i] for i in members)))
+        for i in members:
+            parts = [f"{k}={_show(flats[i].get(k, '-'))}" for k in differ[:3]]
+            if len(differ) > 3:
+                parts.append(f"+{len(differ) - 3} more")
+            variants[i] = ", ".join(parts)
+    return variants
+
+
+def _sort_key(row: dict[str, Any]) -> tuple:
+    return (row["task"], row["role"] != "baseline", row["model"], row["adapter"], row["quantization"],
+            row["runtime"], row["variant"], row["status"], row["seed"], row["_dirs"])
+
+
+def _pick_baseline(rows: list[dict[str, Any]], task: str, baseline: str | None) -> dict[str, Any] | None:
+    cands = [r for r in rows if r["task"] == task and r["status"] == "finished" and r["accuracy"] is not None]
+    if baseline is not None:
+        cands = [r for r in cands if baseline in (r["model"], r["label"])]
+        cands.sort(key=lambda r: (r["adapter"] != "none", r["quantization"] != "none", _sort_key(r)))
+    else:
+        cands = [r for r in cands if r["role"] == "baseline"]
+    return cands[0] if cands else None
+
+
+def build_table(records: list[dict[str, Any]], baseline: str | None = None) -> pd.DataFrame:
+    """One row per run (seeds collapsed) with accuracy, its CI, speed, size, cost and the comparison to a baseline.
+
+    Args:
+        records: run records, as `collect` returns them (`_dir` is needed to find samples.jsonl).
+        baseline: model name (or short label) of the baseline row; default: the first finished run whose
+            `model.role` is `baseline`. Chosen per task. Without one the relative columns stay empty.
+
+    Returns:
+        A DataFrame with ID_COLUMNS, each MEASURED column followed by `<name>_std` (NaN for one seed), the
+        SINGLE columns, `is_baseline` and `run_dirs`. Unmeasured values are NaN (empty cells), never 0.
+    """
+    import pandas as pd
+
+    infos = [_run_info(r) for r in records]
+    groups = _group(infos)
+    variants = _variants(groups)
+    rows: list[dict[str, Any]] = []
+    for runs, variant in zip(groups, variants, strict=True):
+        first = runs[0]
+        seeds = sorted({str(r["seed"]) for r in runs if r["seed"] is not None}, key=lambda s: (len(s), s))
+        row = {k: first[k] for k in ("task", "model", "role", "params_b", "adapter", "quantization", "runtime",
+                                      "status", "error", "metric")}
+        row.update(label=short_label(first["model"], first["adapter"], first["quantization"], first["runtime"]),
+                   variant=variant, seed=",".join(seeds), n_seeds=len(runs), n=first["n"],
+                   size_mb=first["size_mb"], _runs=runs, _dirs=";".join(r["dir"] for r in runs))
+        row["accuracy"] = mean_std(r["measured"]["accuracy"] for r in runs)[0]
+        rows.append(row)
+    rows.sort(key=_sort_key)
+
+    for task in sorted({r["task"] for r in rows}):
+        base = _pick_baseline(rows, task, baseline)
+        if baseline is not None and base is None:
+            log.warning("baseline %r: no finished run of task %s", baseline, task)
+        base_lat = mean_std(r["measured"]["latency_p50_ms"] for r in base["_runs"])[0] if base else None
+        base_cost = mean_std(r["measured"]["usd_per_1k_req"] for r in base["_runs"])[0] if base else None
+        base_samples = base["_runs"][0]["samples"] if base else None
+        for row in rows:
+            if row["task"] != task:
+                continue
+            row["is_baseline"] = row is base
+            _fill_row(row, base, base_lat, base_cost, base_samples)
+
+    table = []
+    for row in rows:
+        out = {c: row.get(c) for c in ID_COLUMNS}
+        for c in MEASURED:
+            out[c], out[f"{c}_std"] = row["_agg"].get(c, (None, None))
+        for c in SINGLE:
+            out[c] = row.get(c)
+        out["is_baseline"] = row["is_baseline"]
+        out["run_dirs"] = row["_dirs"]
+        table.append(out)
+    columns = [*ID_COLUMNS, *[x for c in MEASURED for x in (c, f"{c}_std")], *SINGLE, "is_baseline", "run_dirs"]
+    df = pd.DataFrame(table, columns=columns)
+    for c in columns:
+        if c in ("params_b", "n", "n_seeds") or c in MEASURED or c.endswith("_std") or c in SINGLE:
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+    df["n_seeds"] = df["n_seeds"].astype("int64")
+    return df
+
+
+def _fill_row(row: dict[str, Any], base: dict[str, Any] | None, base_lat: float | None, base_cost: float | None,
+              base_samples: dict[str, float] | None) -> None:
+    """Per-run relative values against the baseline, then mean ± std over the row's seeds; CI and McNemar."""
+    runs = row["_runs"]
+    base_acc = base["accuracy"] if base else None
+    per_run: list[dict[str, float | None]] = []
+    pvalues, paired_n = [], []
+    for run in runs:
+        m = dict(run["measured"])
+        acc, lat, cost = m["accuracy"], m["latency_p50_ms"], m["usd_per_1k_req"]
+        m["retained_pct"] = 100 * acc / base_acc if acc is not None and base_acc else None
+        m["speedup"] = base_lat / lat if base_lat is not None and lat else None
+        m["cost_ratio"] = cost / base_cost if cost is not None and base_cost else None
+        m["mcnemar_b"] = m["mcnemar_c"] = None
+        if base is not None and row is not base and run["samples"] and base_samples:
+            pair = paired_counts(run["samples"], base_samples)
+            if pair is not None:
+                n_pair, b, c = pair
+                m["mcnemar_b"], m["mcnemar_c"] = float(b), float(c)
+                pvalues.append(mcnemar_exact(b, c))
+                paired_n.append(n_pair)
+        per_run.append(m)
+    row["_agg"] = {c: mean_std(m.get(c) for m in per_run) for c in MEASURED}
+    row["mcnemar_p"] = max(pvalues) if pvalues else None
+    row["n_paired"] = min(paired_n) if paired_n else None
+    # CI over test examples of the seed-averaged per-example score (ids every seed scored).
+    row["ci95_low"] = row["ci95_high"] = None
+    if row["status"] == "finished" and all(r["samples"] for r in runs):
+        ids = sorted(set.intersection(*(set(r["samples"]) for r in runs)))
+        ci = bootstrap_ci([sum(r["samples"][i] for r in runs) / len(runs) for i in ids]) if ids else None
+        if ci is not None:
+            row["ci95_low"], row["ci95_high"] = ci
