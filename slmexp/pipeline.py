@@ -7,7 +7,7 @@ resolve model -> (train) -> (quantize) -> runtime -> evaluate -> (benchmark) -> 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -166,11 +166,9 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
 
     source = quantize.Source(checkpoint=None if eval_path is None else Path(eval_path), adapter_path=adapter_path,
                              shipped_gguf=None if resolved is None else resolved.gguf_path, trained=needs_train)
-    if runtime_cls.needs not in ("checkpoint", "endpoint") or cfg.quantization.kind != "none":  # a file to make
-        with _stage(record, "quantize", state):
-            artifact = quantize.prepare(cfg, runtime_cls.needs, source, run_dir, _calibration(task))
-    else:
-        artifact = quantize.prepare(cfg, runtime_cls.needs, source, run_dir, None)
+    quantizes = runtime_cls.needs not in ("checkpoint", "endpoint") or cfg.quantization.kind != "none"
+    with _stage(record, "quantize", state) if quantizes else nullcontext():  # timed only when there is work
+        artifact = quantize.prepare(cfg, runtime_cls.needs, source, run_dir, _calibration(task))
     if artifact.block is not None:
         record.set("quantization", artifact.block)
     model_path = None if eval_path is None else str(eval_path)

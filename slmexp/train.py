@@ -232,40 +232,48 @@ def merge_adapter(base_path: Path, adapter_dir: Path, out: Path, *, dtype: Any =
 
 def train_key(cfg: DictConfig, task: Task, model_sha: str | None, model_path: Path) -> str:
     """What determines a trained adapter: base weights, adapter and train config, train/validation data."""
-    import hashlib
+    from slmexp.cache import content_key
 
-    parts = {
+    return content_key({
         "model": model_sha or str(model_path),
         "adapter": OmegaConf.to_container(cfg.adapter, resolve=True),
         "train": OmegaConf.to_container(cfg.train, resolve=True),
         # The task's rendering settings, not where its files live: the data's sha256 below stands for the data.
         "task_render": {k: v for k, v in OmegaConf.to_container(cfg.task, resolve=True).items() if k != "data"},
         "data": {k: v for k, v in task.sha256.items() if k in ("train", "validation")},
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+    })
 
 
 def cached_or_train(cfg: DictConfig, task: Task, resolved: Any, out_dir: Path) -> TrainResult:
     """Reuse an identical earlier training run from `paths.cache_dir/trained/<key>` (a sweep's arms that share
-    training, or a re-run) or train and publish it there. The record says which (`cached: true`)."""
+    training, or a re-run) or train and publish it there (cache.publish_dir: under a lock, so two parallel jobs
+    with the same training train once). The record says which (`cached: true`)."""
     import shutil
+
+    from slmexp.cache import publish_dir
 
     key = train_key(cfg, task, resolved.sha256, resolved.path)
     cache = Path(str(cfg.paths.cache_dir)).expanduser() / "trained" / key
-    if (cache / "train.json").exists() and (cache / "merged").exists() == bool(cfg.train.merge):
-        block = json.loads((cache / "train.json").read_text())
-        block.update(cached=True, cache_dir=str(cache), adapter_dir=str(cache / "adapter"),
-                     merged_dir=str(cache / "merged") if cfg.train.merge else None)
-        return TrainResult(cache / "adapter", cache / "merged" if cfg.train.merge else None, block)
-    result = train(cfg, task, resolved.path, out_dir)
-    result.block["cached"] = False
-    tmp = cache.with_name(cache.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    shutil.copytree(result.adapter_dir, tmp / "adapter")
-    if result.merged_dir is not None:
-        shutil.copytree(result.merged_dir, tmp / "merged")
-    (tmp / "train.json").write_text(json.dumps(result.block, indent=1))
-    shutil.rmtree(cache, ignore_errors=True)
-    tmp.rename(cache)
-    return result
+    merge = bool(cfg.train.merge)
+
+    def done(entry: Path) -> bool:
+        return (entry / "train.json").exists() and (entry / "merged").exists() == merge
+
+    trained: list[TrainResult] = []
+
+    def build(tmp: Path) -> None:
+        result = train(cfg, task, resolved.path, out_dir)
+        result.block["cached"] = False
+        shutil.copytree(result.adapter_dir, tmp / "adapter")
+        if result.merged_dir is not None:
+            shutil.copytree(result.merged_dir, tmp / "merged")
+        (tmp / "train.json").write_text(json.dumps(result.block, indent=1))
+        trained.append(result)
+
+    publish_dir(cache, build, done)
+    if trained:
+        return trained[0]
+    block = json.loads((cache / "train.json").read_text())
+    block.update(cached=True, cache_dir=str(cache), adapter_dir=str(cache / "adapter"),
+                 merged_dir=str(cache / "merged") if merge else None)
+    return TrainResult(cache / "adapter", cache / "merged" if merge else None, block)

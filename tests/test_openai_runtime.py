@@ -63,6 +63,7 @@ def server():
 SECRET = "sk-slmexp-test-9f8e7d6c5b4a3210-do-not-log"
 
 
+@pytest.mark.slow
 def test_openai_runtime_end_to_end_fills_speed_and_cost_and_keeps_the_key_out(server, tmp_path) -> None:
     env_key = "SLMEXP_TEST_API_KEY"
     os.environ[env_key] = SECRET  # the child inherits it through ENV below
@@ -134,6 +135,7 @@ def test_missing_key_env_names_the_variable(tmp_path) -> None:
     assert "runtime.api_key_env: environment variable SLMEXP_SURELY_UNSET_KEY is not set" in out.stderr
 
 
+@pytest.mark.slow
 def test_http_error_says_which_request_failed(server, tmp_path) -> None:
     bad = server.rsplit("/v1", 1)[0] + "/no-such-api"  # /models and /chat/completions both 404 here
     out = slmexp("runtime=openai", f"runtime.base_url={bad}", "runtime.max_retries=1", "eval.limit=2",

@@ -230,6 +230,7 @@ def test_unmerged_adapter_is_refused(tiny_overrides, tmp_path) -> None:
         prepare(cfg, "onnx", Source(tmp_path, str(tmp_path / "adapter"), None, True), tmp_path, None)
 
 
+@pytest.mark.slow
 def test_lora_job_exports_the_merged_model(tiny_overrides, tmp_path) -> None:
     """adapter=lora quantization=onnx-int4 runtime=ortgenai: the export is of the run's merged checkpoint, and
     the record has accuracy, speed and cost like any other run."""

@@ -27,7 +27,8 @@ def test_pip_install_dot_finds_its_configs(tmp_path: Path) -> None:
     # The heavy dependencies come from this interpreter's site-packages; slmexp itself is installed from `src`.
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     py = venv / "bin" / "python"
-    out = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+    # Build isolation fetches the build backend pyproject.toml names (setuptools) from the package index.
+    out = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps",
                           str(src)], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     elsewhere = tmp_path / "elsewhere"

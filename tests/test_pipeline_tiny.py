@@ -92,6 +92,7 @@ def test_redaction_hides_secrets_not_token_counts() -> None:
     assert out["eval"]["bench"]["max_new_tokens"] == 16 and out["db"]["password"] == REDACTED
 
 
+@pytest.mark.slow
 def test_multirun_ends_in_a_report_and_survives_a_failed_job(tiny_model_dir, tmp_path) -> None:
     """Two jobs (one with a broken data file) through the real CLI: both recorded, the table written."""
     import os

@@ -27,6 +27,7 @@ def records(sweep: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sorted(sweep.glob("*/run.json"))}
 
 
+@pytest.mark.slow
 def test_kill_9_mid_job_then_rerun_keeps_finished_and_reruns_the_interrupted(tiny_model_dir, tmp_path) -> None:
     sweep = tmp_path / "sweep"
     # job 1 trains (slow enough to be caught mid-run); jobs 0 and 2 only evaluate
@@ -63,6 +64,7 @@ def test_kill_9_mid_job_then_rerun_keeps_finished_and_reruns_the_interrupted(tin
     assert "lora" in (sweep / "comparison.md").read_text()
 
 
+@pytest.mark.slow
 def test_joblib_launcher_runs_jobs_in_parallel_workers(tiny_model_dir, tmp_path) -> None:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep = tmp_path / "sweep"
@@ -76,6 +78,7 @@ def test_joblib_launcher_runs_jobs_in_parallel_workers(tiny_model_dir, tmp_path)
     assert "±" in md  # the two seeds collapsed into one mean ± std row
 
 
+@pytest.mark.slow
 def test_optuna_sweeper_searches_and_records_every_trial(tiny_model_dir, tmp_path) -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep = tmp_path / "sweep"

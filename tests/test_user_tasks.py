@@ -34,6 +34,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_user_jsonl_task_defined_only_in_yaml_runs_end_to_end(tiny_model_dir, tmp_path) -> None:
     """A task YAML in the user's own config dir (extending conf/task/jsonl.yaml), their field names, LoRA training
     and evaluation through the real CLI."""
@@ -189,6 +190,7 @@ def _mc_task(dir_: Path, name: str, rows: list[dict]) -> None:
         """))
 
 
+@pytest.mark.slow
 def test_lm_eval_tasks_by_name_with_include_path(tiny_overrides, tmp_path) -> None:
     """lm-eval YAMLs the user keeps in a directory, run by name through lm-eval's loglikelihood path; two tasks give
     per-task values and the unweighted mean of the primary metric."""

@@ -10,7 +10,7 @@ Adding a quantizer (kind `foo`):
    - `KIND = "foo"` and `PRODUCES`: the artifact it makes, one of the runtimes' `needs` ("checkpoint" | "gguf" |
      "onnx"); a runtime whose `serves` lists "foo" and whose `needs` equals PRODUCES can serve it;
    - `check(qcfg: DictConfig) -> None`: config-time checks of `cfg.quantization` (names and
-     `importlib.util.find_spec` only, nothing heavy imported), raising `slmexp.config.fail(key, message)`;
+     `importlib.util.find_spec` only, nothing heavy imported), raising `slmexp.origin.fail(key, message)`;
    - `prepare(qcfg, source: Source, *, run_dir: Path, cache_dir: Path, calib: Calibration | None = None,
      threads: int | None = None) -> Artifact`: build (or take from the cache) what runtimes load. Key outputs by
      content (`cache.checkpoint_hash` of the source + every setting + the tool's version) and publish them with

@@ -104,9 +104,10 @@ def _quant_name(rec: dict[str, Any]) -> str:
 
 
 def _size_mb(rec: dict[str, Any]) -> float | None:
-    """MB (1e6 bytes) of the weights served: the GGUF or ONNX export if any, else the model checkpoint."""
+    """MB (1e6 bytes) of the weights served: the exported file or folder if the quantizer wrote one (its block's
+    `bytes`: GGUF, ONNX), else the model checkpoint (bitsandbytes quantizes in memory and writes nothing)."""
     q = rec.get("quantization") or {}
-    nbytes = q.get("bytes") if q.get("kind") in ("gguf", "onnx") else None
+    nbytes = q.get("bytes")
     if nbytes is None:
         nbytes = _get(rec, "model", "bytes_on_disk")
     v = _num(nbytes)

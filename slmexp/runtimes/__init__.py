@@ -40,7 +40,7 @@ class Runtime(Protocol):
         speed_note: what the speed figures mean on this runtime (recorded as `speed.note`), e.g. whether
             peak_rss_mb includes the model.
         check(cfg): a classmethod run at config time, before any model loads: cheap checks only
-            (`importlib.util.find_spec`, config values; no heavy import), raising `slmexp.config.fail(key, msg)`.
+            (`importlib.util.find_spec`, config values; no heavy import), raising `slmexp.origin.fail(key, msg)`.
 
     Constructor: keyword arguments `model_path` (str | None), `adapter_path` (str | None), `trust_remote_code`,
     `seed`, `artifact_path` (only when `needs` is "gguf" or "onnx": the file or folder the quantizer prepared),
@@ -73,7 +73,7 @@ class Runtime(Protocol):
 
     @classmethod
     def check(cls, cfg: DictConfig) -> None:
-        """Config-time checks (find_spec only); raise `slmexp.config.fail(key, msg)`."""
+        """Config-time checks (find_spec only); raise `slmexp.origin.fail(key, msg)`."""
 
     def uses_chat_template(self) -> bool:
         """Whether prompts go through the model's chat template."""

@@ -22,7 +22,7 @@ LM_EVAL_TEMPLATES = Path(__file__).resolve().parent / "lm_eval"
 
 
 def _fail(key: str, message: str) -> ConfigError:
-    """`slmexp.config.fail`, imported when an error is raised: config.py reads the task-kind records
+    """`slmexp.origin.fail`, imported when an error is raised: config.py reads the task-kind records
     (slmexp.tasks.kinds), so this package must not import config while it is itself being imported."""
     from slmexp.origin import fail
 
