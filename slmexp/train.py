@@ -109,7 +109,7 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
     quant = None
     if acfg.get("base_quantization"):
         from slmexp.errors import ConfigError
-        from slmexp.quantize.bnb import bnb_config
+        from slmexp.runtimes.transformers import bnb_config
 
         try:
             quant = bnb_config(OmegaConf.to_container(acfg.base_quantization, resolve=True), device)

@@ -2,16 +2,15 @@
 
 Why there is no export here: bitsandbytes has no file format of its own that slmexp serves, so `prepare` hands the
 runtime the checkpoint unchanged plus the `quantization_config` (the plain dict of `quantization.config`, a
-`transformers.BitsAndBytesConfig` by `_target_`); the transformers runtime builds and checks it itself, because
-runtimes never import quantizers. `bnb_config` is the builder train.py uses for QLoRA's 4-bit base.
+`transformers.BitsAndBytesConfig` by `_target_`); the transformers runtime builds and checks it
+(`slmexp.runtimes.transformers.bnb_config`, also what train.py uses for QLoRA's 4-bit base), since runtimes never
+import quantizers.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from slmexp.errors import ConfigError
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -47,23 +46,3 @@ def prepare(qcfg: DictConfig, source: Source, *, run_dir: Path, cache_dir: Path,
     config = OmegaConf.to_container(qcfg.config, resolve=True)
     block = {"kind": KIND, "name": str(qcfg.name), "full_precision_bytes": dir_bytes(Path(source.checkpoint))}
     return Artifact(Path(source.checkpoint), "checkpoint", block, {"quantization_config": config})
-
-
-def bnb_config(config: dict[str, Any], device: str) -> Any:
-    """A `transformers.BitsAndBytesConfig` from `quantization.config`; refuse clearly where bnb cannot run."""
-    from hydra.utils import instantiate
-
-    try:
-        import bitsandbytes  # noqa: F401
-    except Exception as e:
-        raise ConfigError("quantization.kind", f"bitsandbytes failed to import ({e}); use quantization=none or a "
-                                               "GGUF type with runtime=llamacpp") from e
-    if device == "cpu":
-        from importlib.metadata import version
-
-        from packaging.version import Version
-
-        if Version(version("bitsandbytes")) < Version("0.45"):
-            raise ConfigError("quantization.kind", "bitsandbytes on CPU needs >= 0.45 (multi-backend); use a GGUF "
-                                                   "type with runtime=llamacpp instead")
-    return instantiate(config, _convert_="all")

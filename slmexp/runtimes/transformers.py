@@ -1,7 +1,7 @@
 """The transformers runtime: a HF checkpoint in this process; lm-eval's own `HFLM` wraps the model object.
 
 bitsandbytes quantization (quantization=bnb-*) happens here, while transformers loads the weights: the quantizer
-hands over `quantization_config` (the plain `quantization.config` dict) and `_bnb_config` builds and checks it, as
+hands over `quantization_config` (the plain `quantization.config` dict) and `bnb_config` builds and checks it, as
 runtimes never import quantizers.
 """
 
@@ -29,8 +29,9 @@ def _pick_device(device: str) -> str:
     return device
 
 
-def _bnb_config(config: dict[str, Any], device: str) -> Any:
-    """A `transformers.BitsAndBytesConfig` from `quantization.config`; refuse clearly where bnb cannot run."""
+def bnb_config(config: dict[str, Any], device: str) -> Any:
+    """A `transformers.BitsAndBytesConfig` from `quantization.config` (or QLoRA's `adapter.base_quantization`);
+    refuse clearly where bnb cannot run. The one builder: this runtime and train.py use it."""
     from hydra.utils import instantiate
 
     try:
@@ -93,7 +94,7 @@ class TransformersRuntime:
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
         quant = None
         if quantization_config:  # bitsandbytes quantizes each weight as it loads (full precision passes through RAM)
-            quant = _bnb_config(quantization_config, self.device)
+            quant = bnb_config(quantization_config, self.device)
         self.model = AutoModelForCausalLM.from_pretrained(
             model_path, dtype=torch_dtype, trust_remote_code=trust_remote_code, use_safetensors=True,
             quantization_config=quant, device_map={"": self.device} if quant is not None else None,
