@@ -19,6 +19,7 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="config")
 def _app(cfg: DictConfig) -> float | None:
+    """One job; returns the run's `optimized_metric` (on `eval.split`) for a sweeper such as Optuna."""
     from slmexp.errors import SlmexpError
     from slmexp.pipeline import _hydra_context, objective, run_job
     from slmexp.summary import print_summary
@@ -26,6 +27,7 @@ def _app(cfg: DictConfig) -> float | None:
     run_dir, _sweep, _job, multirun = _hydra_context()
     try:
         record = run_job(cfg)
+        value = objective(record)  # here: an optimized_metric the run did not record is an error like any other
     except SlmexpError as e:
         from slmexp.record import load
 
@@ -43,7 +45,7 @@ def _app(cfg: DictConfig) -> float | None:
     if record["run"].get("skipped"):
         log.info("skipped: %s already finished with the same config", record["run"]["run_dir"])
     print_summary(record)
-    return objective(record)
+    return value
 
 
 def main() -> None:

@@ -8,7 +8,8 @@ The teacher is loaded and asked by slmexp.teacher, as the router's LLM is. The r
 (`distill/teacher_outputs.jsonl`: teacher, prompt, raw output, parse status).
 
 An answer the task kind's parse rule rejects (`TaskKind.teacher_parse` in slmexp.tasks.kinds; for classification:
-the normalised output is not one of `task.labels`) is counted with its reason and skipped, never trained on. The
+the evaluation's own label extractor, slmexp.tasks.extract, finds none of `task.labels`) is counted with its reason
+and skipped, never trained on; a kept answer becomes the label as written in `task.labels`. The
 student is then trained by the ordinary training stage (`slmexp.train.cached_or_train`) on a Task whose train split
 holds the kept (text, teacher label) pairs and whose train sha256 is that data's, so the training cache never
 confuses a distilled adapter with a gold one. Gold labels are not used: the validation split (eval loss during
@@ -31,12 +32,13 @@ from omegaconf import DictConfig, OmegaConf
 from slmexp.cache import append_jsonl, content_key, read_jsonl_cache
 from slmexp.origin import fail
 from slmexp.tasks import Task, render_prompt
+from slmexp.tasks.extract import same_label
 from slmexp.tasks.kinds import KINDS, kind
 from slmexp.teacher import answer, answer_config, load_model_runtime, sub_config
 
 log = logging.getLogger("slmexp.distill")
 
-PARSE_VERSION = 1  # bump when a parse rule changes: cached raw outputs are re-parsed, not re-queried
+PARSE_VERSION = 2  # bump when a parse rule changes: cached raw outputs are re-parsed, not re-queried
 CACHE_SUBDIR = "distill"
 RUN_FILE = "distill/teacher_outputs.jsonl"
 
@@ -136,7 +138,7 @@ def label_with_teacher(cfg: DictConfig, task: Task, run_dir: Path,
     out_rows: list[dict[str, Any]] = []
     for i in range(len(inputs)):
         entry = dict(cached[i])
-        value, reason = parse(entry["raw"], task.labels)
+        value, reason = parse(entry["raw"], task.cfg)
         entry.update(status="kept" if reason is None else "rejected", label=value, reason=reason,
                      parse_rule=f"{task.cfg.kind}/v{PARSE_VERSION}", from_cache=i not in todo)
         if pricer is not None:
@@ -162,7 +164,8 @@ def _block(cfg: DictConfig, task: Task, rows: list[dict[str, Any]], inputs: list
     queried = [r for r in rows if not r["from_cache"]]
     k = kind(task.kind)
     gold = task.cfg.fields[k.gold_role]
-    agree = sum(1 for r, row in zip(rows, inputs, strict=True) if r["status"] == "kept" and r["label"] == row[gold])
+    agree = sum(1 for r, row in zip(rows, inputs, strict=True)
+                if r["status"] == "kept" and _agrees(r["label"], row[gold], k.needs_labels))
     costs = [r["cost_usd"] for r in rows if r.get("cost_usd") is not None]
     lat = [r["latency_s"] for r in rows]
     return {
@@ -195,6 +198,11 @@ def _block(cfg: DictConfig, task: Task, rows: list[dict[str, Any]], inputs: list
         "cache_file": str(cache_path),
         "cache_key": key,
     }
+
+
+def _agrees(label: Any, gold: Any, is_label: bool) -> bool:
+    """Teacher label == gold: as labels (the one normaliser) for classification, else as values."""
+    return same_label(label, gold) if is_label else label == gold
 
 
 def _sig(x: float) -> float:

@@ -21,12 +21,23 @@ from slmexp.tasks import Task, write_lm_eval_task
 
 @dataclass
 class EvalResult:
+    """What the accuracy pass measured, and how it generated (the speed stage times the same requests).
+
+    `generation`: the settings lm-eval generated with ({"until", "max_gen_toks", "chat_template",
+    "prompt_suffix"}), read back from lm-eval's own task config; None when no task generated (log-likelihood only).
+    `prompt_suffix` is what the accuracy pass appended to each user turn (a model without a chat template
+    continues `\n<answer_prefix>`). `accuracy_pass`: per-request latency of the accuracy pass's generate requests
+    ({"latency_ms": {"p50", "p95"}, "n", "concurrency"}) where the runtime's LM timed them, else None.
+    """
+
     metrics: dict[str, float]
     n_examples: int
     wall_s: float
     samples_path: Path
     results_path: Path
     formulation: str
+    generation: dict[str, Any] | None = None
+    accuracy_pass: dict[str, Any] | None = None
 
 
 def _clean_metrics(task_results: dict[str, Any]) -> dict[str, float]:
@@ -114,6 +125,9 @@ def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_
         manager = TaskManager(include_path=str(out_dir / "tasks"), include_defaults=False)
         names = [task.lm_eval_name]
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    latencies = getattr(lm, "request_latencies_s", None)
+    if latencies is not None:
+        latencies.clear()  # this pass's requests only
     t0 = time.perf_counter()
     results = simple_evaluate(
         model=lm,
@@ -167,4 +181,52 @@ def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_
                       f"{num_fewshot}-shot"
     else:
         formulation = f"generate_until/{'chat_template' if use_chat_template else 'plain'}/{num_fewshot}-shot"
-    return EvalResult(metrics, n, wall_s, samples_path, results_path, formulation)
+    return EvalResult(metrics, n, wall_s, samples_path, results_path, formulation,
+                      generation=_generation(results, use_chat_template),
+                      accuracy_pass=_accuracy_pass(lm, latencies))
+
+
+def _generation(results: dict[str, Any], use_chat_template: bool) -> dict[str, Any] | None:
+    """The first generating task's settings as lm-eval ran them (its config after our YAML and its defaults)."""
+    configs = results.get("configs") or {}
+    for name, conf in configs.items():  # a group's subtasks share one formulation
+        if conf.get("output_type") != "generate_until":
+            continue
+        kwargs = dict(conf.get("generation_kwargs") or {})
+        until = kwargs.get("until") or []
+        until = [until] if isinstance(until, str) else [str(u) for u in until]
+        max_gen = kwargs.get("max_gen_toks") or kwargs.get("max_new_tokens")
+        return {"until": until, "max_gen_toks": int(max_gen) if max_gen else None,
+                "chat_template": bool(use_chat_template),
+                "prompt_suffix": "" if use_chat_template else _prompt_suffix(results.get("samples", {}).get(name))}
+    return None
+
+
+def _prompt_suffix(samples: list[dict[str, Any]] | None) -> str:
+    """What lm-eval's context adds after the user turn (our docs' `prompt`) for a model without a chat template:
+    read from the first request the accuracy pass sent, so the speed stage sends the same text."""
+    for s in samples or []:
+        prompt = (s.get("doc") or {}).get("prompt")
+        args = s.get("arguments")
+        context = None
+        if isinstance(args, dict) and args:  # {"gen_args_0": {"arg_0": context, "arg_1": gen_kwargs}}
+            first = next(iter(args.values()))
+            context = first.get("arg_0") if isinstance(first, dict) else None
+        elif isinstance(args, list | tuple) and args:
+            context = args[0][0] if isinstance(args[0], list | tuple) else args[0]
+        if isinstance(prompt, str) and isinstance(context, str) and prompt in context:
+            return context[context.rindex(prompt) + len(prompt):]
+        return ""
+    return ""
+
+
+def _accuracy_pass(lm: Any, latencies: list[float] | None) -> dict[str, Any] | None:
+    """Percentiles of the LM's per-request latencies (ms), or None when it timed no request."""
+    if not latencies:
+        return None
+    import numpy as np
+
+    arr = np.asarray(latencies, dtype=float) * 1000
+    return {"latency_ms": {"p50": round(float(np.percentile(arr, 50)), 3),
+                           "p95": round(float(np.percentile(arr, 95)), 3)},
+            "n": len(latencies), "concurrency": int(getattr(lm, "request_concurrency", 1) or 1)}

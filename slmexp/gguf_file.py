@@ -58,10 +58,15 @@ _GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?",
 
 
 def read_tensor_table(path: str | Path) -> list[tuple[str, int, int, int]]:
-    """(name, GGML type, absolute data offset, bytes) of every tensor, from the GGUF header alone.
+    """(name, GGML type, absolute data offset, bytes) of every tensor, from the GGUF header alone."""
+    return read_header(path)[1]
+
+
+def read_header(path: str | Path) -> tuple[dict[str, Any], list[tuple[str, int, int, int]]]:
+    """The scalar and string metadata (arrays are skipped) and the tensor table of a GGUF, from its header alone.
 
     A small reader rather than `gguf.GGUFReader`, which builds a numpy view per metadata element and needs
-    ~6 s for a 151k-token vocabulary (Qwen2.5); this one skips the metadata values (0.2 s).
+    ~6 s for a 151k-token vocabulary (Qwen2.5); this one skips the array values (0.2 s).
     """
     import mmap
     import struct
@@ -95,13 +100,14 @@ def read_tensor_table(path: str | Path) -> list[tuple[str, int, int, int]]:
                 _item, pos = skip_value(item_type, pos)
             return None, pos
 
-        alignment = gguf.GGUF_DEFAULT_ALIGNMENT
+        meta: dict[str, Any] = {}
         for _ in range(n_kv):
             key, pos = string(pos)
             (vtype,) = struct.unpack_from("<I", buf, pos)
             value, pos = skip_value(vtype, pos + 4)
-            if key == "general.alignment":
-                alignment = int(value)
+            if vtype != 9:
+                meta[key] = value
+        alignment = int(meta.get("general.alignment", gguf.GGUF_DEFAULT_ALIGNMENT))
         infos = []
         for _ in range(n_tensors):
             name, pos = string(pos)
@@ -115,7 +121,7 @@ def read_tensor_table(path: str | Path) -> list[tuple[str, int, int, int]]:
                 n_elements *= d
             infos.append((name, ggml_type, offset, n_elements // block * type_size))
         data_start = -(-pos // alignment) * alignment
-    return [(name, t, data_start + offset, n) for name, t, offset, n in infos]
+    return meta, [(name, t, data_start + offset, n) for name, t, offset, n in infos]
 
 
 def tensor_types(path: str | Path) -> dict[str, int]:
@@ -126,3 +132,26 @@ def tensor_types(path: str | Path) -> dict[str, int]:
 
     counts = Counter(gguf.GGMLQuantizationType(t).name for _name, t, _start, _n in read_tensor_table(path))
     return dict(counts.most_common())
+
+
+def file_type(path: str | Path) -> str:
+    """The GGUF's quantization type as llama.cpp names it (`Q4_1`, `Q4_K_M`, `F16`), from `general.file_type`.
+
+    Why not the tensor types alone: a `Q4_K_M` file mixes Q4_K and Q6_K tensors (and keeps norms in F32), so only
+    the header names the recipe. A file without the key (old writers) is named by its most common quantized
+    tensor type, else its most common type.
+    """
+    import gguf
+
+    meta, table = read_header(path)
+    ft = meta.get("general.file_type")
+    if ft is not None:
+        try:
+            return gguf.LlamaFileType(int(ft)).name.removeprefix("MOSTLY_")
+        except ValueError:
+            pass
+    from collections import Counter
+
+    counts = [t for t, _n in Counter(gguf.GGMLQuantizationType(t).name for _name, t, _s, _b in table).most_common()]
+    quantized = [t for t in counts if t not in ("F32", "F16", "BF16")]
+    return (quantized or counts or ["unknown"])[0]

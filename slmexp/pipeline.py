@@ -15,17 +15,39 @@ from omegaconf import DictConfig, OmegaConf
 
 from slmexp import config as slm_config
 from slmexp.record import RunRecord, provenance
-from slmexp.system import gpu_max_memory_mb, peak_rss_mb, reset_peak_rss
+from slmexp.system import (
+    CONTENTION_THRESHOLD_CORES,
+    ContentionGuard,
+    contention_block,
+    gpu_max_memory_mb,
+    local_server_pids,
+    peak_rss_mb,
+    release_freed_memory,
+    reset_gpu_peak,
+    reset_peak_rss,
+    rss_mb,
+)
+
+# The stages whose memory is "serving": speed.peak_rss_mb is their peak, apart from training, export, conversion.
+SERVING_STAGES = ("load", "evaluate", "benchmark")
+MEMORY_NOTE = ("peak_rss_mb covers load + evaluate + benchmark only: the peak counter (VmHWM) is reset after "
+               "resolve/train/quantize, once gc.collect() and malloc_trim() handed their freed memory back; a reset "
+               "cannot go below the memory then still held (rss_before_load_mb: imported libraries, caches, heap "
+               "the allocator kept), which is part of the figure. Each stage's own peak: peak_rss_by_stage_mb.")
 
 
 @contextmanager
 def _stage(record: RunRecord, name: str, state: dict[str, Any]):
+    """Time a stage, show it in run.json while it runs, and keep its own peak RSS (VmHWM read at its end, then
+    reset, so the next stage starts counting from the memory it inherits)."""
     state["stage"] = name
     record.data["run"]["stage"] = name  # visible in run.json while the stage runs (a killed job shows where)
     record.save()
     t0 = time.perf_counter()
     yield
     record.stage_time(name, time.perf_counter() - t0)
+    state.setdefault("peak_rss_mb", {})[name] = peak_rss_mb()
+    reset_peak_rss()
 
 
 def _hydra_context() -> tuple[Path, str | None, int | None, bool]:
@@ -180,17 +202,29 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
     if router.enabled(cfg):  # the routed system (this SLM + router.llm) replaces the evaluate/benchmark stages
         with _stage(record, "route", state):
             router.run(cfg, task, run_dir, record, lambda: build_runtime(cfg, model_path, runtime_adapter, artifact))
+        if record.data.get("speed") is not None:
+            record.data["speed"]["peak_rss_by_stage_mb"] = state["peak_rss_mb"]
+            record.save()
         return
 
+    # Serving starts here: what training, export and conversion freed goes back to the OS before the peaks reset.
+    release_freed_memory()
+    reset_peak_rss()
+    reset_gpu_peak()
+    rss_before_load = rss_mb()
+    threshold = float((bench_cfg or {}).get("contention_threshold", CONTENTION_THRESHOLD_CORES))
+    workload = local_server_pids(str(cfg.runtime.base_url)) if remote and cfg.runtime.get("base_url") else []
+    load_windows: dict[str, dict[str, Any]] = {}  # stage -> the machine's load while its requests were timed
     with _stage(record, "load", state):
         runtime = build_runtime(cfg, model_path, runtime_adapter, artifact)
         if artifact.block is not None and artifact.kind == "checkpoint":  # quantized while loading (bitsandbytes)
             artifact.block["memory_footprint_bytes"] = getattr(runtime, "memory_footprint", None)
             record.set("quantization", artifact.block)
     with runtime:
-        with _stage(record, "evaluate", state):
+        with _stage(record, "evaluate", state), ContentionGuard(threshold, workload) as guard:
             result = evaluate(runtime.lm_eval_model(), task, cfg.eval, run_dir / "lm_eval",
                               runtime.uses_chat_template(), bench_prompts=n_bench)
+        load_windows["evaluate"] = guard.result
         record.set("metrics", {
             "task": task.name,
             "split": str(cfg.eval.split),
@@ -207,28 +241,42 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
             "eval_wall_s": round(result.wall_s, 3),
             "eval_examples_per_s": round(result.n_examples / result.wall_s, 3) if result.wall_s else None,
         }
+        if result.accuracy_pass:  # per-request latency of the accuracy pass itself, where the runtime timed it
+            speed["accuracy_pass"] = result.accuracy_pass
         if task.kind == "lm_eval":
             record.data["metrics"]["lm_eval_tasks"] = [str(n) for n in cfg.task.names]
             record.save()
         if n_bench:
             from slmexp.bench import benchmark
             from slmexp.cost import energy_tracker
-            from slmexp.tasks import render_prompt
+            from slmexp.tasks import lm_eval_doc, render_prompt
 
-            with _stage(record, "benchmark", state):
+            with _stage(record, "benchmark", state), ContentionGuard(threshold, workload) as guard:
+                ids = None  # the timed requests' example ids: the report pairs them with the baseline's
                 if task.kind == "lm_eval":
                     prompts = task.prompts
                 else:
-                    prompts = [render_prompt(task.cfg, r) for r in task.splits[str(cfg.eval.split)][:n_bench]]
+                    split = str(cfg.eval.split)
+                    rows = task.splits[split][:n_bench]
+                    prompts = [render_prompt(task.cfg, r) for r in rows]
+                    ids = [lm_eval_doc(task, split, i, r)["id"] for i, r in enumerate(rows)]
                 energy: dict[str, Any] = {}
-                speed.update(benchmark(runtime, prompts,
-                                       max_new_tokens=int(bench_cfg.max_new_tokens), warmup=int(bench_cfg.warmup),
-                                       concurrency=int(bench_cfg.get("concurrency") or 1),
-                                       measure=energy_tracker(cfg.get("cost"), enabled=not remote, sink=energy)))
+                measure = energy_tracker(cfg.get("cost"), enabled=not remote, sink=energy)
+                timed = benchmark(runtime, prompts, max_new_tokens=int(bench_cfg.max_new_tokens),
+                                  warmup=int(bench_cfg.warmup), concurrency=int(bench_cfg.get("concurrency") or 1),
+                                  measure=measure, generation=result.generation, ids=ids)
+                speed.update(timed)
                 if energy:
                     speed["energy"] = energy
-        speed["peak_rss_mb"] = peak_rss_mb()
+            load_windows["benchmark"] = guard.result
+        peaks = state["peak_rss_mb"]
+        speed["peak_rss_mb"] = max([peak_rss_mb(), *(peaks[s] for s in SERVING_STAGES if s in peaks)])
+        speed["peak_rss_by_stage_mb"] = dict(peaks)
+        speed["rss_before_load_mb"] = rss_before_load
+        speed["memory_note"] = MEMORY_NOTE
         speed["gpu_max_memory_mb"] = gpu_max_memory_mb()
+        speed["contention"] = contention_block(load_windows)
+        speed["contended"] = speed["contention"]["contended"]
         speed["note"] = runtime_cls.speed_note
         record.set("speed", speed)
         if cfg.get("cost") is not None:
@@ -251,6 +299,20 @@ def _calibration(task: Any) -> Any:
 
 
 def objective(record: dict[str, Any]) -> float | None:
-    """The value of `optimized_metric` for sweepers; None when the run failed."""
+    """The value of the run's `optimized_metric` (on the split it was evaluated on) for sweepers; None when the run
+    recorded no metrics (it failed).
+
+    Why not the primary metric: a sweep may optimise another recorded metric (`optimized_metric=strict_match`);
+    a name the run did not record is a config error, not a silent fallback to something else.
+    """
+    from slmexp.errors import ConfigError
+
     metrics = record.get("metrics") or {}
-    return (metrics.get("values") or {}).get(metrics.get("primary"))
+    values = metrics.get("values") or {}
+    if not values:
+        return None
+    name = (record.get("config") or {}).get("optimized_metric") or metrics.get("primary")
+    if name not in values:
+        recorded = ", ".join(k for k in values if not k.endswith("_stderr"))
+        raise ConfigError("optimized_metric", f"{name!r} is not a metric this run recorded ({recorded})")
+    return values[name]

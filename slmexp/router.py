@@ -308,7 +308,7 @@ def run(cfg: DictConfig, task: Task, run_dir: Path, record: Any, load_slm: Calla
         out = []
         for i, row in enumerate(rows):
             m = dict(raw[i])
-            m["correct"] = correct(m["answer"], row[gold_field])
+            m["correct"] = correct(m["answer"], row[gold_field], task.cfg)  # the evaluation's label extractor
             p = pricers[who]
             m["cost_usd"] = p[1](m["latency_s"], m.get("input_tokens"), m.get("output_tokens")) if p else None
             out.append(m)
@@ -334,7 +334,7 @@ def run(cfg: DictConfig, task: Task, run_dir: Path, record: Any, load_slm: Calla
 
     llm_name = str(cfg.router.llm.model.name)
     block = {
-        "threshold": thr, "confidence": confidence_name(cfg),
+        "threshold": thr, "split": split, "confidence": confidence_name(cfg),
         "slm": (record.data.get("model") or {}).get("name"), "llm": llm_name,
         "llm_runtime": str(cfg.router.llm.runtime.name),
         "n": n, "n_escalated": routed["n_escalated"], "escalated_share": _round(routed["escalated_share"]),

@@ -35,6 +35,8 @@ def print_summary(record: dict[str, Any]) -> None:
         size_mb = (model.get("bytes_on_disk") or 0) / 1e6
         table.add_row("model", f"{model['name']} ({model['role']}, {model.get('params_b')}B params, "
                                f"{model.get('dtype')}, {size_mb:.0f} MB on disk, from {model.get('source')})")
+    if model.get("weights_provenance"):  # not the real checkpoint: its "full precision" carries a GGUF's error
+        table.add_row("weights", f"{model['weights_provenance']} (not the original checkpoint)")
     q = record.get("quantization") or {}
     if q.get("kind") == "gguf":
         red = f", {100 * q['reduction_vs_f16']:.0f}% smaller than F16" if q.get("reduction_vs_f16") is not None else ""
@@ -61,7 +63,10 @@ def print_summary(record: dict[str, Any]) -> None:
         table.add_row("chance level", f"{metrics['chance']:.3f} (1/K)")
     speed = record.get("speed") or {}
     if speed.get("load_s") is not None:
-        table.add_row("model load", f"{speed.get('load_s', 0):.1f} s; peak RSS {speed.get('peak_rss_mb', 0):.0f} MB")
+        table.add_row("model load", f"{speed.get('load_s', 0):.1f} s; serving peak RSS "
+                                    f"{speed.get('peak_rss_mb', 0):.0f} MiB (load + evaluate + benchmark)")
+        if by_stage := speed.get("peak_rss_by_stage_mb"):
+            table.add_row("peak RSS by stage", ", ".join(f"{k} {v:.0f}" for k, v in by_stage.items()) + " MiB")
         table.add_row("evaluation", f"{speed.get('eval_wall_s', 0):.1f} s wall "
                                     f"({speed.get('eval_examples_per_s') or 0:.2f} examples/s)")
     if speed.get("n_requests") and speed.get("ttft_ms"):
@@ -74,6 +79,12 @@ def print_summary(record: dict[str, Any]) -> None:
             table.add_row("speed, concurrent", f"{conc['requests_per_s']:.2f} req/s, {conc['output_tokens_per_s']:.1f} "
                                                f"output tok/s with {conc['concurrency']} requests in flight "
                                                f"(n={conc['n_requests']})")
+    if (load := speed.get("contention")) and load.get("contended"):
+        table.add_row("[bold red]CONTENDED[/]", f"[red]other processes used {load['other_cpu_share']:.0%} of the "
+                                                f"{load.get('cores', '?')} cores ({load.get('other_cores', 0):.2f} "
+                                                f"cores > threshold {load.get('threshold_cores', 0):g}), load avg "
+                                                f"{load.get('load_avg_1m')}: timings of this run are not "
+                                                f"comparable; re-run on an idle machine[/]")
     cost = record.get("cost") or {}
     if cost:
         per_1k, per_m = cost.get("usd_per_1k_requests"), cost.get("usd_per_1m_output_tokens")
@@ -86,13 +97,20 @@ def print_summary(record: dict[str, Any]) -> None:
             api = cost["api"]
             how = (f"{api['provider_id']}/{api['model_ref']} ${api['input_usd_per_mtok']}/"
                    f"${api['output_usd_per_mtok']} per 1M in/out tokens ({api['source']})")
+        one = " (concurrency 1)" if cost.get("concurrent") else ""
         money = ", ".join(x for x in (
-            f"${per_1k:.4f} per 1k requests" if per_1k is not None else None,
+            f"${per_1k:.4f} per 1k requests{one}" if per_1k is not None else None,
             f"${per_m:.3f} per 1M output tokens" if per_m is not None else None,
             f"${cost['usd_per_correct']:.6f} per correct answer" if cost.get("usd_per_correct") else None,
-            f"{cost['wh_per_1k_requests']:.2f} Wh per 1k requests" if cost.get("wh_per_1k_requests") else None,
+            f"$ per correct answer: n/a ({cost['usd_per_correct_note']})" if cost.get("usd_per_correct_note") else None,
+            f"{cost['wh_per_1k_requests']:.2f} Wh per 1k requests "
+            f"({'estimated' if cost.get('energy_estimated', True) else 'measured'})"
+            if cost.get("wh_per_1k_requests") else None,
         ) if x)
         table.add_row("cost", f"{money or 'n/a'}; basis {cost['basis']}: {how}")
+        if (cc := cost.get("concurrent")) and cc.get("usd_per_1k_requests") is not None:
+            table.add_row("cost, concurrent", f"${cc['usd_per_1k_requests']:.4f} per 1k requests with "
+                                              f"{cc['concurrency']} requests in flight (measured throughput)")
     if d := record.get("distill"):
         spent = f", ${d['cost_usd']:.4f} for the labels" if d.get("cost_usd") is not None else ""
         table.add_row("distillation", f"teacher {d['teacher']}: {d['n_kept']} answers kept, {d['n_rejected']} "

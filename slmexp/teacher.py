@@ -69,15 +69,19 @@ def load_model_runtime(sub: DictConfig, key: str, work_dir: Path) -> Any:
 def answer(runtime: Any, prompt: str, max_new_tokens: int, until: list[str]) -> dict[str, Any]:
     """Greedy answer to one user turn, cut at the first `until` string, with its wall time and token counts.
 
-    Through `runtime.stream`, which applies the model's chat template as the evaluation does; latency is request
-    start -> last token (s, time.perf_counter).
+    Through `runtime.stream`, which applies the model's chat template as the evaluation does and stops at `until`
+    (server-side on endpoints); the stream is closed on every exit, so no generation runs on after the answer.
+    Latency is request start -> last token (s, time.perf_counter).
     """
+    from contextlib import closing
+
     t0 = time.perf_counter()
     text = ""
-    for chunk, _t in runtime.stream(prompt, max_new_tokens):
-        text += chunk
-        if any(stop in text for stop in until):
-            break
+    with closing(runtime.stream(prompt, max_new_tokens, stop=list(until))) as chunks:
+        for chunk, _t in chunks:
+            text += chunk
+            if any(stop in text for stop in until):
+                break
     latency = time.perf_counter() - t0
     for stop in until:
         text = text.split(stop)[0]

@@ -152,6 +152,34 @@ def test_generate_until_honours_stop_strings_and_budget(runtime) -> None:
 
 
 @needs_llama_cpp
+def test_timed_stream_ends_where_the_accuracy_pass_ends(runtime) -> None:
+    """The speed stage's request is the scored one: the stream (chat-rendered as lm-eval renders the accuracy
+    pass's context) stops at the same text and token as generate_until with the same stop string; each
+    generate_until request is timed (speed.accuracy_pass); usage is this request's even when abandoned."""
+    from lm_eval.api.instance import Instance
+
+    lm = runtime.lm_eval_model()
+    prompt = "Where is my order?"
+    context = lm.apply_chat_template([{"role": "user", "content": prompt}])
+    free = "".join(chunk for chunk, _t in runtime.stream(prompt, 12))
+    n_free = runtime.last_usage["output_tokens"]
+    stop = next((free[i:i + 2] for i in range(2, len(free) - 1)
+                 if free[i:i + 2].isascii() and free[i:i + 2].isprintable() and free[i:i + 2].strip()), None)
+    assert stop, f"need generated text to pick a stop string from, got {free!r}"
+    lm.request_latencies_s.clear()
+    req = Instance("generate_until", doc={}, arguments=(context, {"until": [stop], "max_gen_toks": 12}), idx=0)
+    scored = lm.generate_until([req], disable_tqdm=True)[0]
+    assert len(lm.request_latencies_s) == 1 and lm.request_latencies_s[0] > 0
+    timed = "".join(chunk for chunk, _t in runtime.stream(prompt, 12, stop=[stop]))
+    assert timed == scored == free.split(stop)[0]
+    assert runtime.last_usage["output_tokens"] < n_free  # decoding ended at the stop string
+    for _chunk, _t in runtime.stream("cancel", 12):
+        break
+    cancel = lm.tok_encode(lm.apply_chat_template([{"role": "user", "content": "cancel"}]))
+    assert runtime.last_usage["input_tokens"] == len(cancel) and 1 <= runtime.last_usage["output_tokens"] < 12
+
+
+@needs_llama_cpp
 def test_chat_template_matches_hf_and_lm_eval_runs(hf, runtime, tmp_path) -> None:
     from slmexp.evaluate import evaluate
     from slmexp.tasks import load_task

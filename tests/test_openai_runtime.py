@@ -88,6 +88,9 @@ def test_openai_runtime_end_to_end_fills_speed_and_cost_and_keeps_the_key_out(se
     assert speed["latency_ms"]["p50"] > 0 and speed["ttft_ms"]["p50"] <= speed["latency_ms"]["p50"]
     assert speed["usage"]["source"] in ("server usage", "model tokenizer") and speed["usage"]["input_tokens"] > 0
     assert speed["concurrent"]["concurrency"] == 2 and speed["concurrent"]["empty_responses"] == 0
+    # timed with the accuracy pass's stop strings and budget; the accuracy pass's own requests were timed too
+    assert speed["stop"] == ["\n"] and speed["max_new_tokens"] == 16
+    assert speed["accuracy_pass"]["n"] == 6 and speed["accuracy_pass"]["latency_ms"]["p50"] > 0
     cost = rec["cost"]
     assert cost["basis"] == "hardware" and cost["hardware"]["usd_per_hour"] == 0.08925
     rps = speed["requests_per_s"]

@@ -142,11 +142,12 @@ def test_prefix_cache_reuse_gives_the_same_logits(runtime) -> None:
 
 
 def test_stream_equals_hf_greedy_generation(tiny_dir, runtime) -> None:
-    """The speed path: the same prompt tokens, the same greedy tokens and the text HF decodes from them.
+    """The speed path: the same prompt tokens, the same greedy tokens and the text HF decodes from them; with a
+    stop string, both runtimes' timed requests end at the same text and token (the accuracy pass's cut).
 
-    Text is compared with HF's decode of the whole output, not with the transformers runtime's stream: that one
-    decodes token by token, which on the random model's lone bytes of multi-byte characters gives one U+FFFD per
-    token where a whole decode gives one per invalid sequence.
+    Text is compared with HF's decode of the whole output: both streams decode over all tokens so far, so the random
+    model's lone bytes of multi-byte characters give one U+FFFD per invalid sequence, as the accuracy pass's one
+    decode does (not one per token).
     """
     import torch
 
@@ -164,6 +165,13 @@ def test_stream_equals_hf_greedy_generation(tiny_dir, runtime) -> None:
             ref = [t for t in ref.tolist() if t != hf.tokenizer.eos_token_id]
             assert list(lm.greedy_tokens(ids, 10)) == ref, prompt
             assert ours == hf.tokenizer.decode(ref, skip_special_tokens=True), prompt
+            assert ours == "".join(chunk for chunk, _t in hf.stream(prompt, 10)), prompt
+            stop = next((ours[i:i + 2] for i in range(2, len(ours) - 1)
+                         if ours[i:i + 2].isascii() and ours[i:i + 2].isprintable() and ours[i:i + 2].strip()), None)
+            if stop:
+                cut = "".join(chunk for chunk, _t in runtime.stream(prompt, 10, stop=[stop]))
+                assert cut == ours.split(stop)[0] == "".join(c for c, _t in hf.stream(prompt, 10, stop=[stop]))
+                assert runtime.last_usage == hf.last_usage and runtime.last_usage["output_tokens"] < len(ref)
 
 
 def test_int4_export_quantizes_the_matmuls(tiny_dir, cache, fp32) -> None:

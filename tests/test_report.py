@@ -34,11 +34,22 @@ IDS = [f"si-test-{i + 1:04d}" for i in range(N)]
 TASK = "support-intent"
 
 
+def _merge(dst: dict[str, Any], src: dict[str, Any]) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _merge(dst[k], v)
+        else:
+            dst[k] = v
+
+
 def _write_run(root: Path, rel: str, *, model: str, role: str = "slm", params_b: float = 0.135,
                adapter: str = "none", quant: dict[str, Any] | None = None, runtime: str = "transformers",
-               seed: int = 1234, correct: list[int] | None = None, latency: tuple[float, float] | None = None,
-               cost: dict[str, Any] | None = None, failed: bool = False) -> Path:
-    """One run dir laid out as the pipeline writes it; `correct` is the per-example exact match (ids IDS)."""
+               seed: int = 1234, correct: list[float] | None = None, latency: tuple[float, float] | None = None,
+               cost: dict[str, Any] | None = None, failed: bool = False, ids: list[str] | None = None,
+               split: str = "test", metric: str = "exact_match", extra: dict[str, Any] | None = None) -> Path:
+    """One run dir laid out as the pipeline writes it; `correct` is the per-example `metric` (ids `ids`, default
+    IDS); `extra` is deep-merged into the record (fields other stages add: speed.contended, ...)."""
+    ids = IDS if ids is None else ids
     run_dir = root / rel
     quant_cfg = {"name": (quant or {}).get("name", "none"), "kind": (quant or {}).get("kind", "none")}
     config = {
@@ -47,9 +58,9 @@ def _write_run(root: Path, rel: str, *, model: str, role: str = "slm", params_b:
         "adapter": {"name": adapter, **({"peft": {"r": 16}} if adapter != "none" else {})},
         "quantization": quant_cfg,
         "runtime": {"name": runtime, "batch_size": 8},
-        "task": {"name": TASK, "primary_metric": "exact_match"},
+        "task": {"name": TASK, "primary_metric": metric},
         "train": {"max_steps": 24, "seed": seed},
-        "eval": {"split": "test", "limit": None, "bench": {"n": 20, "warmup": 2}},
+        "eval": {"split": split, "limit": None, "bench": {"n": 20, "warmup": 2}},
         "cost": {"name": "none"},
         "paths": {"output_dir": str(root)},
     }
@@ -69,12 +80,13 @@ def _write_run(root: Path, rel: str, *, model: str, role: str = "slm", params_b:
         record["run"]["error"] = {"stage": "train", "type": "RuntimeError", "message": "out of memory",
                                   "traceback": "Traceback ..."}
     else:
-        assert correct is not None and len(correct) == N
-        acc = sum(correct) / N
+        assert correct is not None and len(correct) == len(ids)
+        n = len(ids)
+        acc = sum(correct) / n
         record["metrics"] = {
-            "task": TASK, "split": "test", "n_examples": N, "formulation": "generate_until/chat_template/0-shot",
-            "primary": "exact_match", "chance": 1 / 12,
-            "values": {"exact_match": acc, "exact_match_stderr": math.sqrt(acc * (1 - acc) / (N - 1)),
+            "task": TASK, "split": split, "n_examples": n, "formulation": "generate_until/chat_template/0-shot",
+            "primary": metric, "chance": 1 / 12,
+            "values": {metric: acc, f"{metric}_stderr": math.sqrt(acc * (1 - acc) / (n - 1)),
                        "valid_label": 1.0, "valid_label_stderr": 0.0},
             "samples": "lm_eval/samples.jsonl", "lm_eval_results": "lm_eval/results.json",
         }
@@ -88,10 +100,11 @@ def _write_run(root: Path, rel: str, *, model: str, role: str = "slm", params_b:
         samples = run_dir / "lm_eval" / "samples.jsonl"
         samples.parent.mkdir(parents=True, exist_ok=True)
         with open(samples, "w") as f:
-            for i, (ex_id, ok) in enumerate(zip(IDS, correct, strict=True)):
+            for i, (ex_id, ok) in enumerate(zip(ids, correct, strict=True)):
                 f.write(json.dumps({"doc_id": i, "id": ex_id, "target": "cancel_order",
                                     "response": "cancel_order" if ok else "refund_status",
-                                    "exact_match": float(ok), "valid_label": 1.0}) + "\n")
+                                    metric: float(ok), "valid_label": 1.0}) + "\n")
+    _merge(record, extra or {})
     write_json_atomic(run_dir / "run.json", record)
     return run_dir
 
@@ -218,9 +231,10 @@ def test_seed_rows_collapse(sweep: Path) -> None:
     assert lora["speedup"] == pytest.approx((2000 / 500 + 2000 / 600) / 2)
     assert lora["latency_p50_ms"] == pytest.approx(550.0)
     assert lora["run_dirs"] == "2;3"
-    # McNemar per seed: (b, c) = (2, 0) and (4, 0), p = 0.5 and 0.125; the row reports the larger.
-    assert lora["mcnemar_p"] == pytest.approx(0.5)
-    assert lora["mcnemar_b"] == pytest.approx(3.0) and lora["mcnemar_c"] == 0
+    # McNemar per seed: (b, c) = (2, 0) and (4, 0); every seed's discordant pairs are pooled: (6, 0), so
+    # p = 2 * C(6, 0) / 2**6 = 0.03125 (was the larger per-seed p, 0.5, which threw away the second seed).
+    assert lora["mcnemar_p"] == pytest.approx(2 / 2**6)
+    assert lora["mcnemar_b"] == 6 and lora["mcnemar_c"] == 0
     assert math.isnan(_row(df, "smollm2-135m@transformers")["accuracy_std"])
     md = write_report(sweep)["md"].read_text()
     assert "0.650 ± 0.071" in md
@@ -292,3 +306,206 @@ def test_cli(sweep: Path, tmp_path: Path) -> None:
     assert main([str(tmp_path / "empty_does_not_exist")]) == 2
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 1
+
+
+# --- issue 15: intervals that mean what they say, paired statistics, refusals, and the fields other stages add ---
+# Each test below fails on the report of HEAD~ (percentile bootstrap at p = 0, no paired CIs, max-over-seeds
+# McNemar, no Holm, ratios printed across different example sets, no contended/provenance/split/strict columns).
+
+
+def test_wilson_matches_published_values_and_is_never_zero_width() -> None:
+    import slmexp.report as report
+
+    # Newcombe (1998), Stat Med 17:857, Table II, method 3 (Wilson score without continuity correction)
+    for (k, n), (lo, hi) in {(81, 263): (0.2553, 0.3662), (15, 148): (0.0624, 0.1605), (0, 20): (0.0, 0.1611),
+                             (1, 29): (0.0061, 0.1718), (0, 10): (0.0, 0.2775)}.items():
+        assert report.wilson_ci(k, n) == pytest.approx((lo, hi), abs=5e-5), (k, n)
+    lo, hi = report.wilson_ci(0, 100)  # the case the table printed as [0.000, 0.000]
+    z2 = 1.959963984540054**2
+    assert lo == 0.0 and hi == pytest.approx(z2 / (100 + z2)) and hi > 0.036
+    lo, hi = report.wilson_ci(100, 100)
+    assert hi == 1.0 and lo == pytest.approx(1 - z2 / (100 + z2))
+    assert report.wilson_ci(0, 0) is None
+
+
+def test_table_ci_at_zero_accuracy_is_wilson_and_f1_keeps_bootstrap(tmp_path: Path) -> None:
+    import slmexp.report as report
+
+    ids = [f"ex-{i:03d}" for i in range(100)]
+    root = tmp_path / "sweep"
+    _write_run(root, "0", model="qwen2.5-coder-1.5b", role="baseline", ids=ids, correct=[1] * 50 + [0] * 50)
+    _write_run(root, "1", model="smollm2-135m", ids=ids, correct=[0] * 100)
+    df = build_table(collect(root))
+    slm = _row(df, "smollm2-135m@transformers")
+    assert slm["accuracy"] == 0.0
+    assert slm["ci95_low"] == 0.0 and slm["ci95_high"] == pytest.approx(0.03699, abs=5e-5)  # HEAD: [0, 0]
+    assert slm["ci_method"] == "wilson"
+    assert "| 0.000 | [0.000, 0.037] |" in report.to_markdown(df)
+    # a non-binary metric keeps the percentile bootstrap over examples, and says so
+    f1 = [0.5, 1.0, 0.25, 0.75] * 5
+    _write_run(tmp_path / "f1", "0", model="smollm2-135m", metric="field_f1", correct=f1)
+    row = build_table(collect(tmp_path / "f1")).iloc[0].to_dict()
+    assert row["ci_method"] == "bootstrap"
+    assert (row["ci95_low"], row["ci95_high"]) == report.bootstrap_ci(f1)
+    assert "percentile bootstrap" in report.to_markdown(build_table(collect(tmp_path / "f1")))
+
+
+def test_paired_bootstrap_ci_on_hand_made_vectors() -> None:
+    import slmexp.report as report
+    from slmexp.report import stats
+
+    ci = report.paired_bootstrap_ci
+    # Every example scores 0.2 more than the baseline: the paired CI of the difference is exactly 0.2, whatever
+    # the resample (an unpaired interval would be as wide as the spread of the scores).
+    base = [0.1, 0.5, 0.3, 0.7, 0.0, 0.6, 0.2, 0.4]
+    row = [b + 0.2 for b in base]
+    assert ci(row, base, stats.ACCURACY_DELTA) == pytest.approx((0.2, 0.2))
+    # Twice the baseline's score on every example: retained is 200 % in every resample.
+    assert ci([2 * b for b in base], base, stats.RETAINED_PCT) == pytest.approx((200.0, 200.0))
+    # 0/1 scores, the row right on 3 more examples and never worse (b=3, c=0): each resampled difference is a mean
+    # of values in {0, 1/20}, so the interval stays within [0, 1]; an unpaired one would dip below 0.
+    y = [1] * 10 + [0] * 10
+    x = [1] * 13 + [0] * 7
+    lo, hi = ci(x, y, stats.ACCURACY_DELTA)
+    assert lo == 0.0 and 0.15 < hi <= 0.35
+    assert ci(x, y, stats.ACCURACY_DELTA) == (lo, hi)  # seeded
+    # The same numbers by hand: the same seeded index draw applied to both vectors.
+    import numpy as np
+
+    idx = np.random.default_rng(report.BOOTSTRAP_SEED).integers(0, 20, size=(report.BOOTSTRAP_RESAMPLES, 20))
+    d = (np.asarray(x)[idx].mean(axis=1) - np.asarray(y)[idx].mean(axis=1))
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(d, [2.5, 97.5])))
+    # Speed-up: each request 2x or 4x faster than the baseline's same request -> the median ratio lies in [2, 4].
+    base_lat = [1000.0 + 37 * i for i in range(20)]
+    row_lat = [b / (2 if i % 2 else 4) for i, b in enumerate(base_lat)]
+    lo, hi = ci(row_lat, base_lat, stats.SPEEDUP)
+    assert 2.0 <= lo < hi <= 4.0
+    assert ci([1.0], [1.0, 2.0], stats.ACCURACY_DELTA) is None  # not aligned
+    assert ci([1.0, 1.0], [0.0, 0.0], stats.RETAINED_PCT) is None  # baseline 0: undefined, not infinite
+
+
+def test_holm_on_known_p_values_and_in_the_table(sweep: Path) -> None:
+    import slmexp.report as report
+
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> running max 0.02, 0.03, 0.06, 0.06
+    assert report.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert report.holm([0.5, 0.9]) == [1.0, 1.0]
+    assert report.holm([]) == []
+    df = build_table(collect(sweep))
+    # raw p: zero-shot 0.0390625 (b/c 8/1), LoRA pooled over 2 seeds 2/2**6 (6/0), GGUF 1.0 (1/0); m = 3
+    holm = {lab: _row(df, lab)["mcnemar_p_holm"] for lab in
+            ("smollm2-135m@transformers", "smollm2-135m+lora@transformers", "smollm2-135m+lora/q4_k_m@llamacpp")}
+    assert holm == pytest.approx({"smollm2-135m@transformers": 3 * 2 / 2**6,
+                                  "smollm2-135m+lora@transformers": 3 * 2 / 2**6,
+                                  "smollm2-135m+lora/q4_k_m@llamacpp": 1.0})
+    assert _row(df, "smollm2-135m@transformers")["mcnemar_p"] == pytest.approx(0.0390625)  # raw kept too
+    md = write_report(sweep)["md"].read_text()
+    assert "| McNemar p (raw) | p (Holm) |" in md and "Holm-adjusted" in md
+
+
+def test_paired_cis_in_the_table(sweep: Path) -> None:
+    import slmexp.report as report
+    from slmexp.report import stats
+
+    df = build_table(collect(sweep))
+    slm = _row(df, "smollm2-135m@transformers")
+    assert slm["n_paired"] == N and slm["accuracy_delta"] == pytest.approx(0.35)
+    assert (slm["retained_pct_ci95_low"], slm["retained_pct_ci95_high"]) == report.paired_bootstrap_ci(
+        SLM_CORRECT, BASE_CORRECT, stats.RETAINED_PCT)
+    assert slm["retained_pct_ci95_low"] < slm["retained_pct"] < slm["retained_pct_ci95_high"]
+    # GGUF vs baseline: b=1, c=0, never worse on a paired example: the paired CI of the delta starts at 0
+    gguf = _row(df, "smollm2-135m+lora/q4_k_m@llamacpp")
+    assert gguf["accuracy_delta_ci95_low"] == 0.0 and gguf["accuracy_delta_ci95_high"] > 0.0
+    md = write_report(sweep)["md"].read_text()
+    assert "| +0.350 [+0.100, +0.600] | 170.0 [114.3, 300.0] |" in md  # value [paired CI] in one cell
+    assert "| n_paired |" in md
+
+
+def _requests(lat: list[float], ids: list[str] = IDS) -> list[dict[str, Any]]:
+    return [{"id": i, "latency_ms": v} for i, v in zip(ids, lat, strict=True)]
+
+
+def test_speedup_and_cost_ratio_get_paired_cis_from_per_request_latencies(tmp_path: Path) -> None:
+    base_lat = [1000.0 + 37 * i for i in range(N)]
+    row_lat = [b / (2 if i % 2 else 4) for i, b in enumerate(base_lat)]
+    hw = {"basis": "hardware"}
+    root = tmp_path / "sweep"
+    _write_run(root, "0", model="qwen2.5-coder-1.5b", role="baseline", correct=BASE_CORRECT, latency=(1000.0, 1700.0),
+               cost={"usd_per_1k_requests": 0.5, **hw}, extra={"speed": {"requests": _requests(base_lat)}})
+    _write_run(root, "1", model="smollm2-135m", correct=SLM_CORRECT, latency=(333.0, 500.0),
+               cost={"usd_per_1k_requests": 0.1, **hw}, extra={"speed": {"requests": _requests(row_lat)}})
+    slm = _row(build_table(collect(root)), "smollm2-135m@transformers")
+    assert 2.0 <= slm["speedup_ci95_low"] < slm["speedup_ci95_high"] <= 4.0
+    # cost ratio 0.2 recorded; per-request time ratios between 1/4 and 1/2 rescale it, so the CI brackets 0.2
+    assert slm["cost_ratio"] == pytest.approx(0.2)
+    assert slm["cost_ratio_ci95_low"] < 0.2 < slm["cost_ratio_ci95_high"]
+    # timed requests on other examples: no speed-up at all, and the row says why
+    _write_run(root, "1", model="smollm2-135m", correct=SLM_CORRECT, latency=(333.0, 500.0),
+               extra={"speed": {"requests": _requests(row_lat, [f"other-{i}" for i in range(N)])}})
+    slm = _row(build_table(collect(root)), "smollm2-135m@transformers")
+    assert math.isnan(slm["speedup"]) and "different timed requests" in slm["compare_note"]
+    assert slm["retained_pct"] == pytest.approx(170.0)  # accuracy was scored on the same examples
+
+
+def test_rows_on_different_example_sets_are_not_compared(tmp_path: Path) -> None:
+    root = tmp_path / "sweep"
+    _write_run(root, "0", model="qwen2.5-coder-1.5b", role="baseline", correct=BASE_CORRECT, latency=(2000.0, 2600.0))
+    other = IDS[:10] + [f"si-test-{i:04d}" for i in range(101, 111)]  # 10 shared ids, 10 others
+    _write_run(root, "1", model="smollm2-135m", correct=SLM_CORRECT, ids=other, latency=(400.0, 520.0))
+    _write_run(root, "2", model="gemma3-270m", correct=SLM_CORRECT, split="validation", latency=(400.0, 520.0))
+    df = build_table(collect(root))
+    slm = _row(df, "smollm2-135m@transformers")
+    for col in ("retained_pct", "accuracy_delta", "speedup", "mcnemar_p", "mcnemar_p_holm",
+                "retained_pct_ci95_low"):
+        assert math.isnan(slm[col]), col
+    assert slm["n_paired"] == 10 and slm["accuracy"] == pytest.approx(0.85)
+    assert "different example sets" in slm["compare_note"] and "10 shared" in slm["compare_note"]
+    val = _row(df, "gemma3-270m@transformers")
+    assert math.isnan(val["retained_pct"]) and "split validation" in val["compare_note"]
+    md = write_report(root)["md"].read_text()
+    line = next(x for x in md.splitlines() if x.startswith("| smollm2-135m "))
+    assert "different example sets" in line
+    assert "Relative cells left empty: smollm2-135m@transformers: not compared" in md
+    assert "| split |" in md  # rows on two splits: each row says which
+
+
+def test_contended_provenance_split_strict_selection_and_no_correct_answer(tmp_path: Path) -> None:
+    root = tmp_path / "sweep"
+    q41 = "dequantized from GGUF Q4_1"
+    _write_run(root, "0", model="qwen2.5-coder-1.5b", role="baseline", correct=BASE_CORRECT, latency=(2000.0, 2600.0),
+               extra={"speed": {"contended": False}})
+    # same config and seed range, different weights: two rows, never one averaged row
+    _write_run(root, "1", model="smollm2-135m", seed=1, correct=SLM_CORRECT, latency=(400.0, 520.0),
+               extra={"speed": {"contended": True, "contention": {"contended": True, "other_cpu_share": 0.4}},
+                      "model": {"weights_provenance": q41}, "provenance": {"model_sha256": "a" * 64},
+                      "metrics": {"values": {"strict_match": 0.25}}})
+    _write_run(root, "2", model="smollm2-135m", seed=2, correct=SLM_CORRECT, latency=(400.0, 520.0),
+               extra={"model": {"weights_provenance": q41}, "provenance": {"model_sha256": "b" * 64}})
+    _write_run(root, "3", model="smollm2-135m", adapter="lora", correct=[0] * N, latency=(500.0, 600.0),
+               cost={"usd_per_1k_requests": 0.02, "usd_per_correct": None, "usd_per_correct_note": "no correct answer"},
+               extra={"metrics": {"selection": {"chosen_on": "validation", "metric": "exact_match",
+                                                "validation": 0.72, "n_validation": 50, "test": 0.0, "n_test": 20,
+                                                "params": ["adapter.peft.r=16"], "n_finished": 8}}})
+    df = build_table(collect(root))
+    rows = df[df["model"] == "smollm2-135m"]
+    zs = rows[rows["adapter"] == "none"]
+    assert len(zs) == 2 and set(zs["n_seeds"]) == {1}  # different sha256: not collapsed
+    assert set(zs["weights_provenance"]) == {q41}
+    contended = dict(zip(zs["seed"], zs["contended"], strict=True))
+    assert contended == {"1": True, "2": None}  # absent = empty, never False
+    assert bool(_row(df, "qwen2.5-coder-1.5b@transformers")["contended"]) is False
+    md = write_report(root)["md"].read_text()
+    lines = {x.split(" | ")[0]: x for x in md.splitlines() if x.startswith("| ")}
+    assert f"| smollm2-135m ({q41})" in lines
+    contended_line = next(x for x in md.splitlines() if x.startswith(f"| smollm2-135m ({q41})") and "| yes |" in x)
+    assert "| 0.250 |" in contended_line  # strict_match column, present because one row has it
+    assert "| strict |" in md and "| contended |" in md
+    assert "figures not comparable): smollm2-135m@transformers [weights.sha256=aaaaaaaaaaaa]." in md
+    assert "from the test split" in md
+    lora_line = next(x for x in md.splitlines() if x.startswith("| smollm2-135m | slm | 0.135 | lora"))
+    assert "no correct answer" in lora_line
+    assert "chosen on validation (exact_match 0.720, n=50, best of 8 trials: adapter.peft.r=16); test 0.000 (n=20)" \
+        in lora_line
+    assert "chosen on the validation split" in md
+    tex = write_report(root)["tex"].read_text()
+    assert "(dequantized from GGUF Q4\\_1)" in tex and "(contended)" in tex

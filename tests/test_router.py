@@ -97,6 +97,7 @@ def test_routed_job_end_to_end_on_tiny_models_and_report(tiny_model_dir, tiny_ov
     rec = load(tmp_path / "sweep" / "0")
     r = rec["router"]
     assert r["measured_now"] == {"slm": 4, "llm": 4} and r["confidence"] == "label_prob"
+    assert r["split"] == rec["metrics"]["split"] == "test"  # the report keeps validation and test rows apart
     assert rec["metrics"]["values"]["exact_match"] == r["routed"]["accuracy"]
     assert rec["cost"]["basis"] == "routed" and rec["cost"]["usd_per_1k_requests"] > 0
     assert rec["speed"]["latency_ms"]["p50"] > 0 and rec["run"]["stages_s"].get("route") is not None
@@ -117,6 +118,27 @@ def test_routed_job_end_to_end_on_tiny_models_and_report(tiny_model_dir, tiny_ov
     assert [line.split(" | ")[2] for line in md.splitlines()[4:]] == ["slm-only", "routed", "routed", "llm-only"]
     assert paths["router_png"].stat().st_size > 0
     assert "transformers→tiny-llm" in paths["md"].read_text()
+
+
+def test_router_sweep_chooses_its_threshold_on_validation_accuracy_then_fewest_escalations(tmp_path) -> None:
+    import yaml
+
+    from slmexp.callbacks import choose, trials
+
+    # (threshold, validation accuracy, escalated share): 0.8 and 0.9 tie on accuracy; 0.8 escalates less
+    for job, (thr, acc, esc) in enumerate([(0.0, 0.55, 0.0), (0.8, 0.70, 0.30), (0.9, 0.70, 0.45),
+                                           (1.01, 0.69, 1.0)]):
+        d = tmp_path / str(job)
+        (d / ".hydra").mkdir(parents=True)
+        (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"router.threshold={thr}"]))
+        (d / "run.json").write_text(json.dumps({
+            "run": {"status": "finished"}, "config": {"optimized_metric": "exact_match"}, "router": {"threshold": thr},
+            "metrics": {"split": "validation", "primary": "exact_match",
+                        "values": {"exact_match": acc, "escalated_share": esc}}}))
+    pick = {"metric": "exact_match", "prefer_lowest": "metrics.values.escalated_share"}
+    assert choose(trials(tmp_path), **pick).record["router"]["threshold"] == 0.8
+    assert choose(trials(tmp_path), tolerance=0.2, **pick).record["router"]["threshold"] == 0.0  # all tie: cheapest
+    assert choose(trials(tmp_path), tolerance=0.01, **pick).record["router"]["threshold"] == 0.8
 
 
 def test_shared_prefix_scoring_equals_lm_evals_loglikelihood(tiny_model_dir) -> None:

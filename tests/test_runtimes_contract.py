@@ -40,6 +40,9 @@ def test_runtime_class_declares_the_contract(name: str) -> None:
     assert isinstance(cls.speed_note, str) and cls.speed_note
     assert inspect.ismethod(cls.check), "check is a classmethod: it runs before anything is built"
     assert all(callable(getattr(cls, m, None)) for m in METHODS)
+    stop = inspect.signature(cls.stream).parameters.get("stop")
+    assert stop is not None and stop.default is None, "stream(prompt, max_new_tokens, stop=None): the speed stage " \
+        "times requests with the accuracy pass's stop strings"
     params = inspect.signature(cls).parameters
     assert not any(p.kind is p.VAR_KEYWORD for p in params.values()), "no **kwargs catch-all"
     assert {"model_path", "adapter_path", "trust_remote_code", "seed"} <= set(params)
@@ -111,10 +114,15 @@ class ToyRuntime:
     def lm_eval_model(self):
         raise NotImplementedError
 
-    def stream(self, prompt, max_new_tokens):
-        for word in prompt.split()[: min(self.words, max_new_tokens)]:
-            yield word, time.perf_counter()
-        self.last_usage = {{"input_tokens": len(prompt.split()), "output_tokens": self.words, "source": "words"}}
+    def stream(self, prompt, max_new_tokens, stop=None):
+        words = prompt.split()[: min(self.words, max_new_tokens)]
+        if stop:
+            words = words[: next((i for i, w in enumerate(words) if w in stop), len(words))]
+        try:
+            for word in words:
+                yield word, time.perf_counter()
+        finally:
+            self.last_usage = {{"input_tokens": len(prompt.split()), "output_tokens": len(words), "source": "words"}}
 
     def close(self):
         pass
@@ -156,6 +164,7 @@ def test_a_new_runtime_is_its_module_and_its_yaml(tmp_path, monkeypatch) -> None
         assert rt.name == "toy" and rt.kwargs == {"model_path": "/some/checkpoint"}
         assert [w for w, _t in rt.stream("one two three four", 8)] == ["one", "two", "three"]
         assert rt.last_usage["output_tokens"] == 3
+        assert [w for w, _t in rt.stream("one two three four", 8, stop=["three"])] == ["one", "two"]
     with pytest.raises(SlmexpError, match=r"^runtime\.words: too many$"):  # its own error, not Hydra's wrapper
         build_runtime(compose([*overrides, "runtime.words=100"]), None)
 

@@ -94,6 +94,50 @@ def test_extraction_null_values_are_not_predictions() -> None:
     assert out["field_f1"] == pytest.approx(2 * 1 * (1 / 7) / (1 + 1 / 7))
 
 
+# gold null: satisfied by a missing key or a null; a predicted null is not a prediction; F1 never leaves [0, 1]
+NULL_DOC = {"gold": json.dumps({"vendor": "Acme", "tax": None, "due_date": None})}
+
+
+@pytest.mark.parametrize(("pred", "f1", "exact"), [
+    ({"vendor": "Acme", "tax": None, "due_date": None}, 1.0, 1.0),  # the nulls left null (1.333 before)
+    ({"vendor": "Acme"}, 1.0, 1.0),                                 # the nulls left out
+    ({"vendor": "Acme", "tax": None}, 1.0, 1.0),
+    ({"vendor": "Acme", "tax": 5.0, "due_date": None}, 2 * 0.5 * 1 / 1.5, 0.0),  # a value where gold has none
+    ({"vendor": "Other", "tax": None, "due_date": None}, 0.0, 0.0),
+    ({"vendor": None, "tax": None, "due_date": None}, 0.0, 0.0),   # nothing predicted, one gold value missed
+])
+def test_extraction_gold_nulls(pred: dict, f1: float, exact: float) -> None:
+    out = extraction_results(NULL_DOC, [json.dumps(pred)])
+    assert out["field_f1"] == pytest.approx(f1) and out["exact_match"] == exact
+
+
+def test_extraction_all_null_gold_left_empty_is_perfect() -> None:
+    doc = {"gold": json.dumps({"tax": None})}
+    assert extraction_results(doc, ["{}"])["field_f1"] == 1.0
+    assert extraction_results(doc, ['{"tax": null}'])["exact_match"] == 1.0
+    assert extraction_results(doc, ['{"tax": 3}'])["field_f1"] == 0.0
+
+
+def test_tool_call_gold_null_argument() -> None:
+    call = {"name": "get_weather", "arguments": {"city": "Lisbon", "unit": None}}
+    doc = {"gold": json.dumps(call), "tools": json.dumps(TOOLS)}
+    for args in ({"city": "Lisbon", "unit": None}, {"city": "Lisbon"}):
+        out = _tc(json.dumps({"name": "get_weather", "arguments": args}), doc)
+        assert out["args_f1"] == 1.0 and out["exact_match"] == 1.0, args  # args_f1 was 1.333 for the first
+    out = _tc(json.dumps({"name": "get_weather", "arguments": {"city": "Lisbon", "unit": "celsius"}}), doc)
+    assert out["args_f1"] == pytest.approx(2 * 0.5 * 1 / 1.5) and out["exact_match"] == 0.0
+
+
+def test_f1_stays_in_unit_interval_on_hand_made_null_mixes() -> None:
+    golds = [{"a": 1, "b": None}, {"a": None}, {"a": "x", "b": None, "c": [1]}]
+    preds = [{}, {"a": None}, {"a": 1, "b": None}, {"a": 1, "b": 2, "z": None}, {"b": None, "c": [1]}, {"z": 1}]
+    for gold in golds:
+        for pred in preds:
+            f1 = extraction_results({"gold": json.dumps(gold)}, [json.dumps(pred)])["field_f1"]
+            assert 0.0 <= f1 <= 1.0, (gold, pred, f1)
+    assert values_equal({"a": 1}, {"a": 1, "b": None}) and not values_equal({"a": 1, "z": 2}, {"a": 1})
+
+
 def test_extraction_array_instead_of_object() -> None:
     out = _ex(json.dumps([INVOICE]))
     assert out["json_valid"] == 0.0 and out["field_f1"] == 0.0
@@ -192,3 +236,13 @@ def test_qa_exact_and_f1_max_over_aliases() -> None:
 
 def test_token_f1_counts_repeated_tokens_once_each() -> None:
     assert token_f1("days days days", "30 days") == pytest.approx(2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2))
+
+
+def test_qa_gold_empty_after_normalisation_needs_that_text() -> None:
+    """SQuAD normalisation empties a gold like "The" or "?": an empty or unrelated output must not match it."""
+    doc = {"gold": json.dumps("The")}
+    assert qa_results(doc, [""]) == {"exact_match": 0.0, "f1": 0.0}  # 1.0 before: "" == ""
+    assert qa_results(doc, ["A"]) == {"exact_match": 0.0, "f1": 0.0}  # an article normalises to "" too
+    assert qa_results(doc, ["  the "]) == {"exact_match": 1.0, "f1": 1.0}
+    assert qa_results({"gold": json.dumps(["?", "unknown"])}, ["Unknown"]) == {"exact_match": 1.0, "f1": 1.0}
+    assert token_f1("", "The") == 0.0 and token_f1("x", "30 days") == 0.0

@@ -111,6 +111,10 @@ def test_end_to_end_smollm2_on_vllm(tmp_path) -> None:
     assert speed["decode_tokens_per_s"]["p50"] > 0 and speed["ttft_ms"]["p50"] > 0
     assert speed["usage"]["source"] == "model tokenizer" and speed["usage"]["output_tokens"] > 0
     assert speed["concurrent"]["n_requests"] == 3 and speed["concurrent"]["output_tokens_per_s"] > 0
+    # What was timed is what was scored: the accuracy pass's stop strings and budget, and a cold prefill although
+    # the accuracy pass has just cached these very prompts (vLLM's prefix cache is on; each request is salted).
+    assert speed["stop"] == ["\n"] and speed["max_new_tokens"] == 16
+    assert speed["usage"]["cached_input_tokens"] == 0
     print(f"\nvllm: exact_match={metrics['values']['exact_match']:.3f} load_s={speed['load_s']} "
           f"ttft_p50={speed['ttft_ms']['p50']} ms decode_p50={speed['decode_tokens_per_s']['p50']} tok/s "
           f"concurrent={speed['concurrent']['output_tokens_per_s']} tok/s")

@@ -1,14 +1,16 @@
 """The comparison report: one table (Markdown, CSV, LaTeX) and plots built from `run.json` files alone.
 
 A sweep's question is "how much accuracy does a small model keep, and what does it buy in speed and cost?", so
-every row is read against a baseline row: accuracy retained (%), speed-up, cost ratio, and a paired McNemar test
-on the very same test examples (a difference of a few points on 250 examples is often noise, and the table should
-say so). Statistics come from each run's `lm_eval/samples.jsonl`, so nothing needs re-running.
+every row is read against a baseline row: accuracy delta and retained (%) with paired-bootstrap CIs, speed-up, cost
+ratio, and a McNemar test (Holm-adjusted across the table) on the very same test examples (a difference of a few
+points on 250 examples is often noise, and the table should say so); rows scored on other examples are not
+compared at all. Statistics come from each run's `lm_eval/samples.jsonl`, so nothing needs re-running.
 
 The package, one job per module: `collect` reads run records, `stats` holds the statistics, `table` builds the
-DataFrame (rows, seeds collapsed, baseline), `render` writes it as Markdown/LaTeX/CSV, `plots` draws it, `router`
-adds the SLM-first routing section. This module holds the entry points (`write_report`, `main`) and re-exports
-the names callers use. The output is deterministic: re-running on the same outputs gives byte-identical files.
+DataFrame (rows, seeds collapsed, baseline), `compare` sets a row against its baseline, `render` writes it as
+Markdown/LaTeX/CSV, `plots` draws it, `router` adds the SLM-first routing section. This module holds the entry
+points (`write_report`, `main`) and re-exports the names callers use. The output is deterministic: re-running on
+the same outputs gives byte-identical files.
 
 pandas and matplotlib are imported inside functions so that `slmexp --help` and this package's import stay fast.
 
@@ -26,15 +28,24 @@ from slmexp.report.collect import _size_mb, collect
 from slmexp.report.plots import SVG_HASHSALT, _plot, pareto_front
 from slmexp.report.render import tex_escape, to_csv, to_latex, to_markdown, write_text
 from slmexp.report.router import router_rows, write_router_report
-from slmexp.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CI_LEVEL, bootstrap_ci, mcnemar_exact
-from slmexp.report.table import COLUMN_DOC, ID_COLUMNS, MEASURED, SINGLE, build_table, short_label
+from slmexp.report.stats import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    CI_LEVEL,
+    bootstrap_ci,
+    holm,
+    mcnemar_exact,
+    paired_bootstrap_ci,
+    wilson_ci,
+)
+from slmexp.report.table import COLUMN_DOC, ID_COLUMNS, MEASURED, NOTES, SINGLE, build_table, short_label
 
 # `_size_mb` stays importable here for tests/test_ortgenai.py (it checks the size an ONNX run reports).
 __all__ = [
-    "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "CI_LEVEL", "COLUMN_DOC", "ID_COLUMNS", "MEASURED", "SINGLE",
-    "SVG_HASHSALT", "_size_mb", "bootstrap_ci", "build_table", "collect", "main", "mcnemar_exact", "pareto_front",
-    "router_rows", "short_label", "tex_escape", "to_csv", "to_latex", "to_markdown", "write_report",
-    "write_router_report",
+    "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "CI_LEVEL", "COLUMN_DOC", "ID_COLUMNS", "MEASURED", "NOTES", "SINGLE",
+    "SVG_HASHSALT", "_size_mb", "bootstrap_ci", "build_table", "collect", "holm", "main", "mcnemar_exact",
+    "paired_bootstrap_ci", "pareto_front", "router_rows", "short_label", "tex_escape", "to_csv", "to_latex",
+    "to_markdown", "wilson_ci", "write_report", "write_router_report",
 ]
 
 

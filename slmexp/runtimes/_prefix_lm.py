@@ -41,6 +41,7 @@ class PrefixLM(TemplateLM):
         self.max_length = int(max_length)
         self.max_gen_toks = int(max_gen_toks)
         self.last_generated = 0  # tokens of the last greedy_text() call (a chunk can hold several)
+        self.request_latencies_s: list[float] = []  # per generate_until request (see generate_until)
 
     # --- the engine's primitives ---
 
@@ -143,25 +144,45 @@ class PrefixLM(TemplateLM):
         if len(final) > len(emitted) and final.startswith(emitted):
             yield final[len(emitted):]
 
+    def generate(self, tokens: list[int], max_new_tokens: int, until: Sequence[str] | None) -> Iterator[str]:
+        """Greedy text chunks after `tokens`, cut before the first `until` string (`_stop.StopCut`): decoding ends
+        there. The one path of `generate_until` (the accuracy pass) and of the runtimes' timed `stream`, so a
+        timed request ends at the same text and token as the scored one. A chunk may be "" (text held back as a
+        possible stop-string start, or the token that completed a stop string): one chunk per decoding step that
+        produced text, as before."""
+        from slmexp.runtimes._stop import StopCut
+
+        cut = StopCut(until)
+        chunks = self.greedy_text(tokens, max_new_tokens)
+        try:
+            for chunk in chunks:
+                yield cut.feed(chunk)
+                if cut.hit:
+                    return
+            if rest := cut.flush():
+                yield rest
+        finally:
+            chunks.close()  # an abandoned or stopped request decodes nothing more
+
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
-        """Greedy generation that stops at any `until` string, EOS, or `max_gen_toks`, like HFLM."""
+        """Greedy generation that stops at any `until` string, EOS, or `max_gen_toks`, like HFLM.
+
+        Each request's wall time (tokenization to last token; the prefix cache on, as the accuracy pass runs) is
+        appended to `request_latencies_s`, which slmexp.evaluate clears before and reads after lm-eval runs.
+        """
+        import time
+
         from tqdm import tqdm
 
         out = []
         for context, gen_kwargs in tqdm([r.args for r in requests], desc=f"{self.label} generate",
                                         disable=disable_tqdm):
+            t0 = time.perf_counter()
             until = gen_kwargs.get("until") or []
             until = [until] if isinstance(until, str) else list(until)
             max_new = int(gen_kwargs.get("max_gen_toks") or self.max_gen_toks)
-            generated: list[int] = []
-            text = ""
-            for tok in self.greedy_tokens(self.tok_encode(context), max_new):
-                generated.append(tok)
-                text = self.tok_decode(generated)
-                if any(stop in text for stop in until):
-                    break
-            for stop in until:
-                text = text.split(stop)[0]
+            text = "".join(self.generate(self.tok_encode(context), max_new, until))
+            self.request_latencies_s.append(time.perf_counter() - t0)
             self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
             out.append(text)
         return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from omegaconf import DictConfig
@@ -95,18 +95,27 @@ class LlamaCppRuntime:
             self._lm = LlamaCppLM(self.llm, self.tokenizer)
         return self._lm
 
-    def stream(self, prompt: str, max_new_tokens: int) -> Iterator[tuple[str, float]]:
-        """Greedy tokens as text chunks; the prompt goes through the chat template as in the transformers runtime."""
+    def stream(self, prompt: str, max_new_tokens: int, stop: Sequence[str] | None = None
+               ) -> Iterator[tuple[str, float]]:
+        """Greedy text chunks, cut before the first `stop` string, through the accuracy pass's own code
+        (`PrefixLM.generate`) on the prompt rendered as the accuracy pass renders it. Cold: the KV cache is
+        cleared first, so a timed request pays for its whole prompt. `last_usage` is set however the stream
+        ends (run out, stopped, or abandoned by the consumer)."""
         lm = self.lm_eval_model()
-        lm.clear_cache()  # a timed request pays for its whole prompt, as in the transformers runtime
+        lm.clear_cache()
         if self.uses_chat_template():
             prompt = lm.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
         # BOS as lm-eval adds it: if the vocabulary wants one and the rendered prompt does not start with it
         # (Gemma without a chat template degenerates without BOS).
         tokens = lm.tok_encode(prompt)
-        for text in lm.greedy_text(tokens, max_new_tokens):
-            yield text, time.perf_counter()
-        self.last_usage = {"input_tokens": len(tokens), "output_tokens": lm.last_generated, "source": "model tokenizer"}
+        lm.last_generated = 0
+        try:
+            with contextlib.closing(lm.generate(tokens, max_new_tokens, stop)) as chunks:
+                for text in chunks:
+                    yield text, time.perf_counter()
+        finally:
+            self.last_usage = {"input_tokens": len(tokens), "output_tokens": lm.last_generated,
+                               "source": "model tokenizer"}
 
     def close(self) -> None:
         # Close explicitly: Llama.__del__ at interpreter exit fails once ctypes globals are already gone.

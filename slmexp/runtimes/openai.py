@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from omegaconf import DictConfig
@@ -175,41 +175,60 @@ class OpenAIRuntime:
     def last_usage(self) -> dict[str, Any] | None:
         return getattr(self._local, "usage", None)
 
-    def stream(self, prompt: str, max_new_tokens: int) -> Iterator[tuple[str, float]]:
-        """Stream one greedy chat completion; usage from the server's final chunk, else the local tokenizer."""
+    def stream(self, prompt: str, max_new_tokens: int, stop: Sequence[str] | None = None
+               ) -> Iterator[tuple[str, float]]:
+        """Stream one greedy chat completion with the accuracy pass's request settings: `max_tokens`, and `stop`
+        sent for the server to apply (its first 4, as lm-eval's local-chat-completions sends them; nothing is cut
+        here, as nothing is cut there). Usage from the server's final chunk, else the local tokenizer.
+
+        The HTTP response is closed however the stream ends: a consumer that stops iterating closes the
+        connection, so the server stops generating (and billing) at once rather than when the garbage collector
+        gets to the SDK's stream. `last_usage` is this request's even then (counted from the text received).
+        """
         import openai
 
         messages = [{"role": "user", "content": prompt}]
         kwargs: dict[str, Any] = dict(model=self.model, messages=messages, max_tokens=max_new_tokens,
                                       temperature=0, seed=self.seed, stream=True)
+        if stop:
+            kwargs["stop"] = list(stop)[:4]
         if self.stream_usage:
             kwargs["stream_options"] = {"include_usage": True}
         usage, text = None, []
         try:
-            for chunk in self.client().chat.completions.create(**kwargs):
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                for choice in chunk.choices or []:
-                    if content := (choice.delta.content if choice.delta else None):
-                        text.append(content)
-                        yield content, time.perf_counter()
+            response = self.client().chat.completions.create(**kwargs)
+            try:
+                for chunk in response:
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    for choice in chunk.choices or []:
+                        if content := (choice.delta.content if choice.delta else None):
+                            text.append(content)
+                            yield content, time.perf_counter()
+            finally:
+                response.close()
         except openai.APIStatusError as e:
             raise EndpointError(f"POST {self.base_url}/chat/completions (speed stage, prompt "
                                 f"{prompt[:60]!r}...) -> HTTP {e.status_code}: {str(e)[:300]}") from None
         except openai.APIConnectionError as e:
             raise EndpointError(f"runtime.base_url: {self.base_url} stopped answering during the speed stage "
                                 f"({type(e).__name__}: {e})") from None
-        self._local.usage = self._usage(usage, messages, "".join(text))
+        finally:
+            self._local.usage = self._usage(usage, messages, "".join(text))
 
     def _usage(self, usage: Any, messages: list[dict[str, str]], text: str) -> dict[str, Any]:
         if usage is not None and usage.completion_tokens is not None:
-            return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens,
-                    "source": "server usage"}
+            out = {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens,
+                   "source": "server usage"}
+            details = getattr(usage, "prompt_tokens_details", None)
+            if getattr(details, "cached_tokens", None) is not None:  # a server-side prefix cache hit shows here
+                out["cached_input_tokens"] = int(details.cached_tokens)
+            return out
         if self.tokenizer is not None:
             ids = self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
             ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
-            out = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            return {"input_tokens": len(ids), "output_tokens": len(out), "source": "model tokenizer"}
+            out_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            return {"input_tokens": len(ids), "output_tokens": len(out_ids), "source": "model tokenizer"}
         return {"input_tokens": None, "output_tokens": None, "source": "chunks"}
 
     def close(self) -> None:
@@ -242,7 +261,8 @@ def _local_tokenizer(model_path: str | None) -> Any:
 
 
 def _make_chat_lm(rt: OpenAIRuntime) -> Any:
-    """lm-eval's LocalChatCompletion, with our key handling and errors that name the failing request."""
+    """lm-eval's LocalChatCompletion, with our key handling, errors that name the failing request, and each generate
+    request timed into `request_latencies_s` (the accuracy pass's per-request latency, read by slmexp.evaluate)."""
     from lm_eval.models.openai_completions import LocalChatCompletion
 
     class SlmexpChatLM(LocalChatCompletion):
@@ -257,8 +277,12 @@ def _make_chat_lm(rt: OpenAIRuntime) -> Any:
         def model_call(self, messages: Any, **kwargs: Any) -> Any:
             import requests
 
+            t0 = time.perf_counter()
             try:
-                return super().model_call(messages, **kwargs)
+                out = super().model_call(messages, **kwargs)
+                if kwargs.get("generate", True):
+                    self._timed(t0)  # one chat request (batch size 1): an accuracy-pass request's latency
+                return out
             except requests.exceptions.HTTPError as e:
                 resp = e.response
                 raise EndpointError(f"POST {self.base_url} (accuracy stage, request {_preview(messages)}) -> HTTP "
@@ -266,6 +290,27 @@ def _make_chat_lm(rt: OpenAIRuntime) -> Any:
             except requests.exceptions.RequestException as e:
                 raise EndpointError(f"runtime.base_url: POST {self.base_url} failed (accuracy stage, request "
                                     f"{_preview(messages)}): {type(e).__name__} within {self.timeout} s") from None
+
+        def _timed(self, t0: float) -> None:
+            self.request_latencies_s.append(time.perf_counter() - t0)
+
+        async def amodel_call(self, session: Any, sem: Any, messages: Any, **kwargs: Any) -> Any:
+            """lm-eval's concurrent path: timed from when the request got its slot (not its queueing)."""
+            started: list[float] = []
+
+            class _Slot:  # the semaphore lm-eval acquires around exactly one HTTP request
+                async def acquire(self) -> bool:
+                    got = await sem.acquire()
+                    started.append(time.perf_counter())
+                    return got
+
+                def release(self) -> None:
+                    sem.release()
+
+            out = await super().amodel_call(session, _Slot(), messages, **kwargs)
+            if kwargs.get("generate", True) and started:
+                self._timed(started[-1])
+            return out
 
         def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
             try:
@@ -276,12 +321,15 @@ def _make_chat_lm(rt: OpenAIRuntime) -> Any:
                 raise EndpointError(f"runtime=openai: a request to {self.base_url} failed after "
                                     f"{self.max_retries} tries: {type(e).__name__}: {str(e)[:300]}") from None
 
-    return SlmexpChatLM(
+    lm = SlmexpChatLM(
         base_url=f"{rt.base_url}/chat/completions", model=rt.model, tokenizer_backend=None,
         tokenized_requests=False, num_concurrent=rt.concurrency, max_retries=rt.max_retries,
         timeout=int(rt.timeout_s), max_gen_toks=rt.max_gen_toks, seed=rt.seed,
         verify_certificate=rt.verify_certificate,
     )
+    lm.request_latencies_s = []  # per successful generate request (slmexp.evaluate clears and reads it)
+    lm.request_concurrency = rt.concurrency
+    return lm
 
 
 def _preview(messages: Any) -> str:

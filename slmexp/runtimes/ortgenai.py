@@ -19,11 +19,12 @@ token's first character.)
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from omegaconf import DictConfig
@@ -115,17 +116,24 @@ class OrtGenAIRuntime:
     def lm_eval_model(self) -> Any:
         return self._lm
 
-    def stream(self, prompt: str, max_new_tokens: int) -> Iterator[tuple[str, float]]:
-        """Greedy tokens as text chunks; the prompt is rendered and tokenized as in the transformers runtime."""
+    def stream(self, prompt: str, max_new_tokens: int, stop: Sequence[str] | None = None
+               ) -> Iterator[tuple[str, float]]:
+        """Greedy text chunks, cut before the first `stop` string, through the accuracy pass's own code
+        (`PrefixLM.generate`) on the prompt rendered and tokenized as the accuracy pass does it (lm-eval's HFLM
+        rules). Cold: the cache is cleared first. `last_usage` is set however the stream ends."""
         lm = self._lm
         lm.clear_cache()  # a timed request pays for its whole prompt, as in the other runtimes
-        chat = self.uses_chat_template()
-        if chat:
+        if self.uses_chat_template():
             prompt = lm.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
-        tokens = lm.tok_encode(prompt, add_special_tokens=not chat)
-        for text in lm.greedy_text(tokens, max_new_tokens):
-            yield text, time.perf_counter()
-        self.last_usage = {"input_tokens": len(tokens), "output_tokens": lm.last_generated, "source": "model tokenizer"}
+        tokens = lm.tok_encode(prompt)
+        lm.last_generated = 0
+        try:
+            with contextlib.closing(lm.generate(tokens, max_new_tokens, stop)) as chunks:
+                for text in chunks:
+                    yield text, time.perf_counter()
+        finally:
+            self.last_usage = {"input_tokens": len(tokens), "output_tokens": lm.last_generated,
+                               "source": "model tokenizer"}
 
     def close(self) -> None:
         if getattr(self, "_lm", None) is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from omegaconf import DictConfig
@@ -108,32 +108,48 @@ class TransformersRuntime:
 
             self.model = PeftModel.from_pretrained(self.model, adapter_path)
         self.model.eval()
+        self._lm: Any = None
         self.load_s = time.perf_counter() - t0
 
     def uses_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
     def lm_eval_model(self) -> Any:
-        from lm_eval.models.huggingface import HFLM
+        """lm-eval's `HFLM` over the loaded model (one, kept: `stream` renders and tokenizes through it too).
 
-        return HFLM(pretrained=self.model, tokenizer=self.tokenizer, batch_size=self.batch_size,
-                    device=self.device)
+        At `batch_size` 1 each generate_until request is one `generate()` call, timed into `request_latencies_s`
+        (slmexp.evaluate reads it: the accuracy pass's per-request latency); a batch's time is no request's, so
+        larger batches record nothing.
+        """
+        if self._lm is None:
+            self._lm = _timed_hflm(self)
+        return self._lm
 
-    def stream(self, prompt: str, max_new_tokens: int) -> Iterator[tuple[str, float]]:
-        """Greedy generation on a worker thread; yields each new token's text with the time it arrived."""
+    def stream(self, prompt: str, max_new_tokens: int, stop: Sequence[str] | None = None
+               ) -> Iterator[tuple[str, float]]:
+        """Greedy generation on a worker thread; yields each new token's text with the time it arrived.
+
+        The prompt is rendered and tokenized by the accuracy pass's HFLM (chat template, BOS rule, left
+        truncation). Text is decoded over all tokens so far (a character split across tokens comes out whole, as
+        in the accuracy pass's one decode) and cut before the first `stop` string (`_stop.StopCut`); the worker
+        then stops decoding. However the stream ends (run out, stopped, or closed by a consumer that stopped
+        iterating) the worker is told to stop and joined before `last_usage` is set: no generation keeps running
+        to slow the next request.
+        """
         import queue
 
+        from transformers import StoppingCriteria, StoppingCriteriaList
         from transformers.generation.streamers import BaseStreamer
 
+        from slmexp.runtimes._stop import StopCut
+
+        lm = self.lm_eval_model()
         if self.uses_chat_template():
-            prompt = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-            )
-        # A chat template adds its own special tokens; a plain prompt gets BOS as lm-eval (and llama.cpp) give it.
-        inputs = self.tokenizer(prompt, return_tensors="pt",
-                                add_special_tokens=not self.uses_chat_template()).to(self.device)
+            prompt = lm.apply_chat_template([{"role": "user", "content": prompt}])
+        ids, mask = lm.tok_batch_encode([prompt], left_truncate_len=max(lm.max_length - max_new_tokens, 1))
         tokens: queue.Queue = queue.Queue()
         done = object()
+        halt = threading.Event()
 
         class _PerToken(BaseStreamer):
             # generate() calls put() once with the prompt, then once per decoding step.
@@ -149,31 +165,50 @@ class TransformersRuntime:
             def end(self) -> None:
                 tokens.put(done)
 
+        class _Halt(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                import torch
+
+                return torch.full((input_ids.shape[0],), halt.is_set(), dtype=torch.bool, device=input_ids.device)
+
         failure: list[BaseException] = []
 
         def _generate() -> None:
             try:
-                self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                    streamer=_PerToken(), pad_token_id=self.tokenizer.pad_token_id
-                                    or self.tokenizer.eos_token_id)
+                self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                    max_new_tokens=max_new_tokens, do_sample=False, streamer=_PerToken(),
+                                    stopping_criteria=StoppingCriteriaList([_Halt()]),
+                                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
             except BaseException as e:  # surfaced to the caller below
                 failure.append(e)
                 tokens.put(done)
 
-        worker = threading.Thread(target=_generate, daemon=True)
-        worker.start()
         eos = self.model.generation_config.eos_token_id
-        stop = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
-        n_out = 0
-        while (item := tokens.get()) is not done:
-            ids, stamp = item
-            if len(ids) == 1 and ids[0] in stop:
-                continue  # the stop token is not output text
-            n_out += len(ids)
-            yield self.tokenizer.decode(ids, skip_special_tokens=True), stamp
-        worker.join()
-        self.last_usage = {"input_tokens": int(inputs["input_ids"].shape[1]), "output_tokens": n_out,
-                           "source": "model tokenizer"}
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        cut, out_ids, emitted, stamp = StopCut(stop), [], "", 0.0
+        worker = threading.Thread(target=_generate, name="slmexp-transformers-generate", daemon=True)
+        worker.start()
+        try:
+            while not cut.hit and (item := tokens.get()) is not done:
+                new, stamp = item
+                if len(new) == 1 and new[0] in eos_ids:
+                    continue  # the stop token is not output text
+                out_ids += new
+                text = self.tokenizer.decode(out_ids, skip_special_tokens=True)
+                chunk = ""
+                if not text.endswith("\ufffd") and text.startswith(emitted):  # else: wait for the rest
+                    chunk, emitted = text[len(emitted):], text
+                yield cut.feed(chunk), stamp
+            if not cut.hit and out_ids:
+                text = self.tokenizer.decode(out_ids, skip_special_tokens=True)
+                rest = cut.feed(text[len(emitted):] if text.startswith(emitted) else "") + cut.flush()
+                if rest:
+                    yield rest, stamp  # held-back text: its time is the last token's
+        finally:
+            halt.set()
+            worker.join()
+            self.last_usage = {"input_tokens": int(ids.shape[1]), "output_tokens": len(out_ids),
+                               "source": "model tokenizer"}
         if failure:
             raise failure[0]
 
@@ -181,6 +216,7 @@ class TransformersRuntime:
         import gc
 
         self.model = None
+        self._lm = None
         gc.collect()
 
     def __enter__(self) -> TransformersRuntime:
@@ -188,3 +224,20 @@ class TransformersRuntime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _timed_hflm(rt: TransformersRuntime) -> Any:
+    """lm-eval's HFLM over `rt.model`, timing each one-request `generate()` call (see `lm_eval_model`)."""
+    from lm_eval.models.huggingface import HFLM
+
+    class TimedHFLM(HFLM):
+        def _model_generate(self, context: Any, max_length: int, stop: list[str], **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            out = super()._model_generate(context, max_length, stop, **kwargs)
+            if context.shape[0] == 1 and rt.batch_size == 1:
+                self.request_latencies_s.append(time.perf_counter() - t0)
+            return out
+
+    lm = TimedHFLM(pretrained=rt.model, tokenizer=rt.tokenizer, batch_size=rt.batch_size, device=rt.device)
+    lm.request_latencies_s = []
+    return lm

@@ -25,7 +25,8 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from omegaconf import DictConfig
@@ -196,15 +197,23 @@ class VLLMRuntime:
         return getattr(self._local, "usage", None)
 
     def _encode(self, prompt: str) -> list[int]:
-        """Prompt tokens exactly as the transformers runtime builds them (chat template, else BOS + plain text)."""
+        """Prompt tokens exactly as the accuracy pass builds them: lm-eval's VLLM renders the chat template and
+        tokenizes (its BOS rule), so the timed request's prompt is the scored one's."""
         if self.uses_chat_template():
-            prompt = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-            )
-        return list(self.tokenizer(prompt, add_special_tokens=not self.uses_chat_template()).input_ids)
+            prompt = self._lm.apply_chat_template([{"role": "user", "content": prompt}])
+        return list(self._lm.tok_encode(prompt))
 
-    def stream(self, prompt: str, max_new_tokens: int) -> Iterator[tuple[str, float]]:
-        """Greedy generation; yields each engine step's new text with the time the step's output arrived."""
+    def stream(self, prompt: str, max_new_tokens: int, stop: Sequence[str] | None = None
+               ) -> Iterator[tuple[str, float]]:
+        """Greedy generation; yields each engine step's new text with the time the step's output arrived.
+
+        Sampling parameters are lm-eval's for the accuracy pass (`stop` applied by vLLM, special tokens kept in
+        the text), so the timed request ends where the scored one ended. Cold prefill: each request carries its own
+        `cache_salt`, so vLLM's prefix cache (on by default, and warm from the accuracy pass) cannot serve any of
+        its prompt; `last_usage["cached_input_tokens"]` is the engine's count of prompt tokens it found cached
+        (0 when cold). A request the consumer abandons is aborted in the engine (its KV blocks freed, no more
+        decoding), and `last_usage` is set however the stream ends.
+        """
         from vllm import SamplingParams, TokensPrompt
         from vllm.sampling_params import RequestOutputKind
 
@@ -213,28 +222,32 @@ class VLLMRuntime:
             raise SlmexpError(f"runtime=vllm: the prompt has {len(ids)} tokens, runtime.max_model_len is "
                               f"{self.max_model_len}; raise runtime.max_model_len")
         params = SamplingParams(temperature=0.0, max_tokens=max(1, min(max_new_tokens, self.max_model_len - len(ids))),
-                                seed=self.seed, output_kind=RequestOutputKind.DELTA, skip_special_tokens=True)
+                                stop=list(stop) if stop else None, seed=self.seed,
+                                output_kind=RequestOutputKind.DELTA, skip_special_tokens=False,
+                                spaces_between_special_tokens=False)
         engine = self.llm.llm_engine
         rid = f"slmexp-stream-{next(self._ids)}"
         inbox: queue.SimpleQueue = queue.SimpleQueue()
         with self._lock:
             self._inboxes[rid] = inbox
             try:
-                engine.add_request(rid, TokensPrompt(prompt_token_ids=ids), params,
-                                   lora_request=self._lm.lora_request)
+                engine.add_request(rid, TokensPrompt(prompt_token_ids=ids, cache_salt=f"{rid}-{uuid.uuid4().hex}"),
+                                   params, lora_request=self._lm.lora_request)
             except Exception:
                 del self._inboxes[rid]
                 raise
-        n_out, finished = 0, False
+        n_out, finished, cached = 0, False, None
         try:
             while not finished:
                 out, stamp = self._next_output(rid, inbox)
                 finished = bool(out.finished)
+                if cached is None and getattr(out, "num_cached_tokens", None) is not None:
+                    cached = int(out.num_cached_tokens)
                 delta = out.outputs[0]
                 tokens = list(delta.token_ids)
                 if finished and tokens and tokens[-1] in self._stop_ids and delta.finish_reason == "stop":
                     tokens = tokens[:-1]  # the stop token is not output text
-                if tokens:
+                if tokens or delta.text:
                     n_out += len(tokens)
                     yield delta.text, stamp
         finally:
@@ -242,7 +255,8 @@ class VLLMRuntime:
                 self._inboxes.pop(rid, None)
                 if not finished:  # the caller stopped early or a step failed: free the request's KV blocks
                     engine.abort_request([rid])
-        self._local.usage = {"input_tokens": len(ids), "output_tokens": n_out, "source": "model tokenizer"}
+            self._local.usage = {"input_tokens": len(ids), "output_tokens": n_out, "source": "model tokenizer",
+                                 "cached_input_tokens": cached}
 
     def _next_output(self, rid: str, inbox: queue.SimpleQueue) -> tuple[Any, float]:
         """The next delta for `rid`: from its inbox, else step the engine (one thread at a time) and deliver."""

@@ -16,6 +16,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from slmexp.errors import ConfigError, DataError
+from slmexp.tasks.extract import check_labels, task_labels
 from slmexp.tasks.kinds import kind as kind_record
 
 LM_EVAL_TEMPLATES = Path(__file__).resolve().parent / "lm_eval"
@@ -51,10 +52,8 @@ class Task:
 
     @property
     def labels(self) -> list[str]:
-        labels = self.cfg.get("labels")
-        if isinstance(labels, DictConfig):
-            return [str(k) for k in labels]
-        return [str(x) for x in labels or []]
+        """`task.labels` as written (a list, or the keys of a label -> description mapping)."""
+        return task_labels(self.cfg)
 
     @property
     def lm_eval_name(self) -> str:
@@ -117,6 +116,8 @@ def load_task(task_cfg: DictConfig, splits: list[str]) -> Task:
     task = Task(task_cfg)
     if not kind_record(task.kind).roles:  # lm-eval's own tasks: lm-eval loads their datasets (slmexp.evaluate)
         return task
+    if kind_record(task.kind).needs_labels and (why := check_labels(task.labels)):
+        raise _fail("task.labels", why)  # answers could not tell these labels apart (slmexp.tasks.extract)
     for split in splits:
         key = f"task.data.{split}"
         value = OmegaConf.select(task_cfg, f"data.{split}")
@@ -199,8 +200,9 @@ def lm_eval_doc(task: Task, split: str, i: int, row: dict[str, Any]) -> dict[str
     doc: dict[str, Any] = {"id": str(row.get(id_field, f"{split}-{i}")), "prompt": render_prompt(cfg, row),
                            "target": render_target(cfg, row)}
     kind = kind_record(task.kind)
-    if kind.doc_choices:
+    if kind.doc_choices:  # the label extractor reads both (slmexp.tasks.extract)
         doc["choices"] = task.labels
+        doc["answer_prefix"] = str(cfg.get("answer_prefix") or "")
     for key, role in kind.doc_json.items():
         doc[key] = json.dumps(_field(cfg, row, role), ensure_ascii=False)
     return doc

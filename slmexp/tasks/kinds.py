@@ -8,28 +8,33 @@ A record field left None means "this kind does not support that": distillation a
 their `validate()`, naming `task.kind`, before any model loads.
 
 Adding a task kind:
-  1. its record here, in `KINDS` (metric functions and answer parsers go in `slmexp/tasks/metrics.py`);
+  1. its record here, in `KINDS` (metric functions and answer parsers go in `slmexp/tasks/metrics.py`; the
+     classification label parser, shared by evaluation, distillation and routing, is `slmexp/tasks/extract.py`);
   2. its lm-eval template, `slmexp/tasks/lm_eval/<template>`, whose `process_results` returns `metrics`;
   3. a test: a small JSONL task of the kind loading and scoring (see tests/test_user_tasks.py).
 `task.kind` in a task YAML then accepts it; config validation, data loading and lm-eval read the record.
 
-This module is imported at config time: it imports nothing heavier than `slmexp.tasks.metrics` (pure Python).
+This module is imported at config time: it imports nothing heavier than `slmexp.tasks.metrics` and
+`slmexp.tasks.extract` (pure Python).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from slmexp.tasks.metrics import normalize_label, valid_answer, valid_extraction, valid_tool_call
+from slmexp.tasks.extract import extract_label, normalize_label, same_label, task_labels
+from slmexp.tasks.metrics import valid_answer, valid_extraction, valid_tool_call
 
 # (value, the task's labels) -> why the value is not valid, or None
 ValueCheck = Callable[[Any, set[str]], "str | None"]
 # (row, task.fields) -> why the row as a whole is not valid, or None
 RowCheck = Callable[[Mapping[str, Any], Any], "str | None"]
-# (raw teacher output, the task's labels) -> (training label, None) or (None, why it was rejected)
-TeacherParse = Callable[[str, Sequence[str]], "tuple[Any, str | None]"]
+# (raw teacher output, the task config) -> (training label, None) or (None, why it was rejected)
+TeacherParse = Callable[[str, Any], "tuple[Any, str | None]"]
+# (an answer, the gold value, the task config) -> 1.0 right / 0.0 wrong
+RoutedCorrect = Callable[[str, Any, Any], float]
 
 
 # --- value checks, applied to every row when a split is loaded ------------------------------------------------------
@@ -40,9 +45,12 @@ def check_string(value: Any, labels: set[str]) -> str | None:
 
 
 def check_label(value: Any, labels: set[str]) -> str | None:
+    """The gold is one of task.labels under the one label normaliser (`Bill dispute` == `bill_dispute`)."""
     if not isinstance(value, str) or not value.strip():
         return f"must be a non-empty string, got {value!r}"
-    return None if value in labels else f"label {value!r} is not in task.labels ({', '.join(sorted(labels))})"
+    if normalize_label(value) in {normalize_label(x) for x in labels}:
+        return None
+    return f"label {value!r} is not in task.labels ({', '.join(sorted(labels))})"
 
 
 def check_object(value: Any, labels: set[str]) -> str | None:
@@ -85,19 +93,21 @@ def check_call_offered(row: Mapping[str, Any], fields: Any) -> str | None:
 # --- distillation and routing rules ---------------------------------------------------------------------------------
 
 
-def parse_label(raw: str, labels: Sequence[str]) -> tuple[str | None, str | None]:
-    """The normalised label if it is one of task.labels (the same normalisation the evaluation scores)."""
+def parse_label(raw: str, task_cfg: Any) -> tuple[str | None, str | None]:
+    """The task label (as written in task.labels) the teacher's answer gives, by the evaluation's own extractor
+    (`slmexp.tasks.extract.extract_label`), so a student is trained on exactly what its evaluation would score."""
     if not (raw or "").strip():
         return None, "empty output"
-    label = normalize_label(raw)
-    if label not in labels:
+    label = extract_label(raw, task_labels(task_cfg), task_cfg.get("answer_prefix"))
+    if label is None:
         return None, "not a label"
     return label, None
 
 
-def label_correct(answer: str, gold: Any) -> float:
-    """1.0 when the normalised answer is the gold label (the evaluation's exact_match)."""
-    return float(normalize_label(answer) == gold)
+def label_correct(answer: str, gold: Any, task_cfg: Any) -> float:
+    """1.0 when the label extracted from the answer is the gold label (the evaluation's exact_match)."""
+    label = extract_label(answer, task_labels(task_cfg), task_cfg.get("answer_prefix"))
+    return float(same_label(label, gold))
 
 
 # --- the record ----------------------------------------------------------------------------------------------------
@@ -130,8 +140,8 @@ class TaskKind:
     # distillation: the rule turning a teacher's raw answer into a training label (None: cannot be distilled)
     teacher_parse: TeacherParse | None = None
     teacher_parse_note: str | None = None  # what the rule demands, in words, for the run record
-    # routing: (SLM or LLM answer, gold) -> 0/1 for the routed accuracy (None: not routed end to end yet)
-    routed_correct: Callable[[str, Any], float] | None = None
+    # routing: (SLM or LLM answer, gold, task config) -> 0/1 for the routed accuracy (None: not routed end to end)
+    routed_correct: RoutedCorrect | None = None
     # routing: a generated answer's validity, 1.0/0.0, as the SLM's confidence (None: no validity check)
     validity: Callable[[str, Any], float] | None = None
     # routing: the confidence function `router.confidence: null` picks ("label_prob" | "validity")
@@ -151,8 +161,9 @@ KINDS: dict[str, TaskKind] = {k.name: k for k in (
         name="classification",
         roles={"text": check_string, "label": check_label},
         gold_role="label", needs_labels=True,
-        metrics=("exact_match", "valid_label"), template="classification.yaml", doc_choices=True,
-        teacher_parse=parse_label, teacher_parse_note="normalised output must be one of task.labels",
+        metrics=("exact_match", "strict_match", "valid_label"), template="classification.yaml", doc_choices=True,
+        teacher_parse=parse_label,
+        teacher_parse_note="the evaluation's label extractor (slmexp.tasks.extract) must find one of task.labels",
         routed_correct=label_correct, default_confidence="label_prob",
     ),
     TaskKind(

@@ -20,8 +20,8 @@ import string
 from collections import Counter
 from typing import Any
 
-_SEP = re.compile(r"[\s\-]+")
-_STRIP = re.compile(r"^[^a-z0-9_]+|[^a-z0-9_]+$")
+from slmexp.tasks.extract import extract_label, same_label, strict_match
+
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.S)
 _WS = re.compile(r"\s+")
 
@@ -31,22 +31,17 @@ _WS = re.compile(r"\s+")
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def normalize_label(text: str) -> str:
-    """First line, lower case, `Intent:`-style prefix and quotes/punctuation dropped, spaces -> underscores."""
-    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
-    line = line.strip().lower()
-    if ":" in line:  # "intent: cancel_order" -> "cancel_order"
-        line = line.rsplit(":", 1)[1]
-    line = _SEP.sub("_", line.strip())
-    return _STRIP.sub("", line)
-
-
 def classification_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
-    """exact_match: the normalised generation equals the gold label; valid_label: it is any known label."""
-    pred = normalize_label(results[0] if results else "")
+    """exact_match: the label extracted from the generation (slmexp.tasks.extract) is the gold label;
+    strict_match: the generation's first line is the gold label (case and whitespace aside); valid_label: some
+    label was extracted. Gold, `choices` (task.labels) and answer go through the one normaliser."""
+    raw = results[0] if results else ""
+    labels = list(doc.get("choices") or [])
+    pred = extract_label(raw, labels, doc.get("answer_prefix"))
     return {
-        "exact_match": float(pred == doc["target"]),
-        "valid_label": float(pred in doc["choices"]),
+        "exact_match": float(same_label(pred, doc["target"])),
+        "strict_match": float(strict_match(raw, doc["target"], labels)),
+        "valid_label": float(pred is not None),
     }
 
 
@@ -95,7 +90,9 @@ def _is_number(x: Any) -> bool:
 
 def values_equal(pred: Any, gold: Any, tol: float = 0.005) -> bool:
     """Typed equality: strings ignore case and runs of whitespace; numbers must be JSON numbers within `tol`
-    (an integer gold accepts 3.0, not "3"); booleans must be booleans; lists and dicts compare element-wise."""
+    (an integer gold accepts 3.0, not "3"); booleans must be booleans; lists compare element-wise; dicts key by key
+    under the null rule of `field_scores` (a gold null is met by a missing key or a null; a key the gold lacks may
+    only be null)."""
     if isinstance(gold, bool) or gold is None:
         return pred is gold or (gold is None and pred is None)
     if isinstance(gold, int):
@@ -108,21 +105,29 @@ def values_equal(pred: Any, gold: Any, tol: float = 0.005) -> bool:
         return isinstance(pred, list) and len(pred) == len(gold) and all(
             values_equal(p, g, tol) for p, g in zip(pred, gold, strict=True))
     if isinstance(gold, dict):
-        return isinstance(pred, dict) and set(pred) == set(gold) and all(
-            values_equal(pred[k], gold[k], tol) for k in gold)
+        return isinstance(pred, dict) and all(values_equal(pred.get(k), gold[k], tol) for k in gold) and all(
+            v is None for k, v in pred.items() if k not in gold)
     return pred == gold
 
 
 def field_scores(pred: Any, gold: dict[str, Any]) -> tuple[int, int, int]:
-    """(correct, predicted, gold) field counts; keys predicted as null do not count as predictions."""
+    """(correct, predicted, gold) field counts under explicit null semantics.
+
+    A gold field that is null says "no value here": it is not a gold field to find, and a prediction meets it by
+    leaving the key out or null. A predicted null is not a prediction. So: gold = gold keys with a value;
+    predicted = predicted keys with a value (a value where the gold has null counts, and is wrong); correct =
+    gold keys with a value predicted equal. correct <= predicted and correct <= gold, so F1 stays in [0, 1].
+    """
+    n_gold = sum(1 for v in gold.values() if v is not None)
     if not isinstance(pred, dict):
-        return 0, 0, len(gold)
+        return 0, 0, n_gold
     predicted = [k for k, v in pred.items() if v is not None]
-    correct = sum(1 for k in gold if k in pred and values_equal(pred[k], gold[k]))
-    return correct, len(predicted), len(gold)
+    correct = sum(1 for k in predicted if gold.get(k) is not None and values_equal(pred[k], gold[k]))
+    return correct, len(predicted), n_gold
 
 
 def f1_from_counts(correct: int, predicted: int, gold: int) -> float:
+    """F1 from counts; nothing to find and nothing predicted is a perfect 1.0 (an all-null gold left empty)."""
     if gold == 0 and predicted == 0:
         return 1.0
     if correct == 0:
@@ -143,13 +148,13 @@ def _gold(doc: dict[str, Any]) -> Any:
 
 def extraction_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
     """json_valid: a JSON object was found (prose around it allowed); json_strict: the output is only that
-    object (a code fence allowed); field_f1: F1 of typed field values; exact_match: every gold field right and no
-    extra keys."""
+    object (a code fence allowed); field_f1: F1 of typed field values (nulls as in `field_scores`); exact_match:
+    every gold value right, every gold null missing or null, no other key with a value."""
     gold = _gold(doc)
     pred, status = parse_json_output(results[0] if results else "")
     is_obj = isinstance(pred, dict)
     correct, n_pred, n_gold = field_scores(pred, gold)
-    exact = is_obj and correct == n_gold and set(k for k, v in pred.items() if v is not None) <= set(gold)
+    exact = is_obj and values_equal(pred, gold)
     return {
         "json_valid": float(is_obj),
         "json_strict": float(is_obj and status == "strict"),
@@ -231,8 +236,8 @@ def _tool_list(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def tool_call_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
     """valid_call: parses to a call of an offered tool whose arguments satisfy its schema; name_accuracy;
-    args_exact_match / exact_match: right tool and exactly the gold arguments (typed); args_f1: F1 over
-    (argument, value) pairs, 0 when the tool is wrong."""
+    exact_match: right tool and exactly the gold arguments (typed; a gold null argument met by leaving it out or
+    null); args_f1: F1 over (argument, value) pairs with `field_scores`' null rule, 0 when the tool is wrong."""
     gold = _gold(doc)
     call = parse_tool_call(results[0] if results else "")
     tools = {t["name"]: t for t in _tool_list(doc)}
@@ -267,11 +272,28 @@ def normalize_answer(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
+def _empty_gold_match(pred: str, gold: str) -> float | None:
+    """The score when SQuAD normalisation leaves the gold empty (`"The"`, `"?"`, `"$"`), else None.
+
+    SQuAD's rule would score such a gold 1.0 against ANY prediction that also normalises to nothing, the empty
+    output included. Here such a gold is matched on its raw text, case and whitespace aside, and an empty
+    prediction is never right: 1.0 iff the stripped prediction equals the stripped gold that way.
+    """
+    if normalize_answer(gold):
+        return None
+    p, g = _norm_text(pred or ""), _norm_text(gold or "")
+    return float(bool(p) and p == g)
+
+
 def token_f1(pred: str, gold: str) -> float:
-    """SQuAD token F1 between normalised strings (bag of tokens)."""
+    """SQuAD token F1 between normalised strings (bag of tokens); a gold empty after normalisation is scored by
+    `_empty_gold_match`, and an empty prediction scores 0."""
+    empty = _empty_gold_match(pred, gold)
+    if empty is not None:
+        return empty
     p, g = normalize_answer(pred).split(), normalize_answer(gold).split()
-    if not p or not g:
-        return float(p == g)
+    if not p:
+        return 0.0
     common = sum((Counter(p) & Counter(g)).values())
     if common == 0:
         return 0.0
@@ -281,13 +303,19 @@ def token_f1(pred: str, gold: str) -> float:
 
 def qa_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
     """exact_match and f1 (SQuAD), each the max over the gold answers; the first line of the generation, with
-    an `Answer:` prefix dropped, is the prediction."""
+    an `Answer:` prefix dropped, is the prediction. A gold that SQuAD normalisation empties is matched on its
+    raw text (`_empty_gold_match`): EM = F1 = 1 iff the prediction is that text, never for an empty output."""
     answers = _gold(doc)
     answers = [answers] if isinstance(answers, str) else list(answers)
     text = (results[0] if results else "").strip()
     pred = _ANSWER_PREFIX.sub("", text.splitlines()[0] if text else "")
+
+    def em(a: str) -> float:
+        empty = _empty_gold_match(pred, a)
+        return empty if empty is not None else float(normalize_answer(pred) == normalize_answer(a))
+
     return {
-        "exact_match": max(float(normalize_answer(pred) == normalize_answer(a)) for a in answers),
+        "exact_match": max(em(a) for a in answers),
         "f1": max(token_f1(pred, a) for a in answers),
     }
 
