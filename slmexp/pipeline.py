@@ -193,6 +193,11 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
         artifact = quantize.prepare(cfg, runtime_cls.needs, source, run_dir, _calibration(task))
     if artifact.block is not None:
         record.set("quantization", artifact.block)
+    shipped = None if resolved is None else resolved.gguf_path
+    if remote or (shipped is not None and artifact.path is not None and Path(artifact.path) == Path(shipped)):
+        # The weights served are the endpoint's, or the shipped file itself: nothing was dequantized for them.
+        record.data["model"]["weights_provenance"] = None
+        record.save()
     model_path = None if eval_path is None else str(eval_path)
     runtime_adapter = adapter_path if artifact.kind == "checkpoint" else None  # a file export has it merged in
 

@@ -77,3 +77,20 @@ def test_summary_prints_the_provenance_line(capsys) -> None:
     record["model"]["weights_provenance"] = None
     print_summary(record)
     assert "dequantized" not in capsys.readouterr().err
+
+
+def test_served_shipped_gguf_is_not_labelled_dequantized(tiny_model_dir, tmp_path) -> None:
+    """A model given as a .gguf: transformers serves its dequantized conversion (labelled), llama.cpp serves the
+    file itself (quantization=none, as shipped: nothing was dequantized, so no label)."""
+    from slmexp.pipeline import run_job
+    from slmexp.quantize.gguf import export_gguf
+    from tests.conftest import compose
+
+    shipped = export_gguf(tiny_model_dir, tmp_path / "shipped", "f16").path
+    base = [f"model.source.path={shipped}", "model.name=tiny-gguf", f"paths.cache_dir={tmp_path / 'cache'}",
+            "eval.limit=2", "eval.bench.n=0", "task.generation.max_new_tokens=2"]
+    served = run_job(compose([*base, "runtime=llamacpp", "runtime.n_threads=1"]), run_dir=tmp_path / "llamacpp")
+    assert served["quantization"]["name"] == "as-shipped"
+    assert served["model"]["weights_provenance"] is None
+    converted = run_job(compose([*base, "runtime.batch_size=1"]), run_dir=tmp_path / "transformers")
+    assert converted["model"]["weights_provenance"] == "dequantized from GGUF F16"
