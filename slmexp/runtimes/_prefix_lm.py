@@ -164,6 +164,27 @@ class PrefixLM(TemplateLM):
         finally:
             chunks.close()  # an abandoned or stopped request decodes nothing more
 
+    def timed_stream(self, prompt: str, max_new_tokens: int, stop: Sequence[str] | None, chat: bool,
+                     usage: dict[str, Any]) -> Iterator[tuple[str, float]]:
+        """The runtimes' timed `stream`: (text chunk, perf_counter time) through `generate` on the prompt rendered
+        as the accuracy pass renders it (through the chat template when `chat`). Cold: the cache is cleared first,
+        so a timed request pays for its whole prompt. `usage` is filled however the stream ends (run out, stopped,
+        or abandoned by the consumer): the caller's `last_usage` is this request's."""
+        import time
+
+        self.clear_cache()
+        if chat:
+            prompt = self.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
+        tokens = self.tok_encode(prompt)
+        self.last_generated = 0
+        chunks = self.generate(tokens, max_new_tokens, stop)
+        try:
+            for text in chunks:
+                yield text, time.perf_counter()
+        finally:
+            chunks.close()
+            usage.update(input_tokens=len(tokens), output_tokens=self.last_generated, source="model tokenizer")
+
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         """Greedy generation that stops at any `until` string, EOS, or `max_gen_toks`, like HFLM.
 

@@ -101,21 +101,9 @@ class LlamaCppRuntime:
         (`PrefixLM.generate`) on the prompt rendered as the accuracy pass renders it. Cold: the KV cache is
         cleared first, so a timed request pays for its whole prompt. `last_usage` is set however the stream
         ends (run out, stopped, or abandoned by the consumer)."""
-        lm = self.lm_eval_model()
-        lm.clear_cache()
-        if self.uses_chat_template():
-            prompt = lm.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
-        # BOS as lm-eval adds it: if the vocabulary wants one and the rendered prompt does not start with it
-        # (Gemma without a chat template degenerates without BOS).
-        tokens = lm.tok_encode(prompt)
-        lm.last_generated = 0
-        try:
-            with contextlib.closing(lm.generate(tokens, max_new_tokens, stop)) as chunks:
-                for text in chunks:
-                    yield text, time.perf_counter()
-        finally:
-            self.last_usage = {"input_tokens": len(tokens), "output_tokens": lm.last_generated,
-                               "source": "model tokenizer"}
+        usage: dict[str, Any] = {}
+        self.last_usage = usage  # filled when the stream ends, however it ends (PrefixLM.timed_stream)
+        yield from self.lm_eval_model().timed_stream(prompt, max_new_tokens, stop, self.uses_chat_template(), usage)
 
     def close(self) -> None:
         # Close explicitly: Llama.__del__ at interpreter exit fails once ctypes globals are already gone.

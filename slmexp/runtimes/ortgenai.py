@@ -19,7 +19,6 @@ token's first character.)
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import sys
@@ -121,19 +120,9 @@ class OrtGenAIRuntime:
         """Greedy text chunks, cut before the first `stop` string, through the accuracy pass's own code
         (`PrefixLM.generate`) on the prompt rendered and tokenized as the accuracy pass does it (lm-eval's HFLM
         rules). Cold: the cache is cleared first. `last_usage` is set however the stream ends."""
-        lm = self._lm
-        lm.clear_cache()  # a timed request pays for its whole prompt, as in the other runtimes
-        if self.uses_chat_template():
-            prompt = lm.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
-        tokens = lm.tok_encode(prompt)
-        lm.last_generated = 0
-        try:
-            with contextlib.closing(lm.generate(tokens, max_new_tokens, stop)) as chunks:
-                for text in chunks:
-                    yield text, time.perf_counter()
-        finally:
-            self.last_usage = {"input_tokens": len(tokens), "output_tokens": lm.last_generated,
-                               "source": "model tokenizer"}
+        usage: dict[str, Any] = {}
+        self.last_usage = usage  # filled when the stream ends, however it ends (PrefixLM.timed_stream)
+        yield from self._lm.timed_stream(prompt, max_new_tokens, stop, self.uses_chat_template(), usage)
 
     def close(self) -> None:
         if getattr(self, "_lm", None) is not None:
