@@ -82,6 +82,7 @@ def _instances(kind: str, args: list[tuple]) -> list:
     return [Instance(kind, doc={}, arguments=a, idx=i) for i, a in enumerate(args)]
 
 
+@pytest.mark.slow
 def test_fp32_export_is_recorded_and_cached(tiny_dir, cache, fp32) -> None:
     from slmexp.quantize.onnx import export_onnx
 
@@ -174,6 +175,7 @@ def test_stream_equals_hf_greedy_generation(tiny_dir, runtime) -> None:
                 assert runtime.last_usage == hf.last_usage and runtime.last_usage["output_tokens"] < len(ref)
 
 
+@pytest.mark.slow
 def test_int4_export_quantizes_the_matmuls(tiny_dir, cache, fp32) -> None:
     from slmexp.quantize.onnx import export_onnx
     from slmexp.runtimes.ortgenai import OrtGenAIRuntime

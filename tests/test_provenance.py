@@ -79,6 +79,7 @@ def test_summary_prints_the_provenance_line(capsys) -> None:
     assert "dequantized" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_served_shipped_gguf_is_not_labelled_dequantized(tiny_model_dir, tmp_path) -> None:
     """A model given as a .gguf: transformers serves its dequantized conversion (labelled), llama.cpp serves the
     file itself (quantization=none, as shipped: nothing was dequantized, so no label)."""

@@ -133,6 +133,7 @@ def test_a_local_server_is_the_workload_a_remote_one_is_not() -> None:
 
 # --- the job: serving memory apart from training, contention in the record and the summary ------------------------
 
+@pytest.mark.slow
 def test_serving_peak_excludes_a_spike_in_training(tiny_overrides, tmp_path, monkeypatch) -> None:
     """Training allocates (and frees) 300 MB: the train stage's peak shows it, the serving peak does not."""
     import numpy as np
@@ -165,6 +166,7 @@ def test_serving_peak_excludes_a_spike_in_training(tiny_overrides, tmp_path, mon
     assert "malloc_trim" in speed["memory_note"] and speed["rss_before_load_mb"] <= speed["peak_rss_mb"]
 
 
+@pytest.mark.slow
 def test_job_run_beside_a_busy_process_is_flagged_contended(tiny_overrides, tmp_path, capsys) -> None:
     from slmexp.pipeline import run_job
     from slmexp.summary import print_summary

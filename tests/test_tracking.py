@@ -44,6 +44,7 @@ def offline_runs(root: Path) -> list[Path]:
     return sorted(root.rglob("offline-run-*"))
 
 
+@pytest.mark.slow
 def test_job_is_mirrored_to_an_offline_wandb_run(tiny_overrides, tmp_path) -> None:
     cfg = compose([*tiny_overrides, "logger=wandb", "logger.tags=[unit]"])
     run_dir = tmp_path / "run"
@@ -65,6 +66,7 @@ def test_job_is_mirrored_to_an_offline_wandb_run(tiny_overrides, tmp_path) -> No
     assert run_rec["run"]["job_type"] == "eval" and run_rec["run"].get("tags") == ["unit"]
 
 
+@pytest.mark.slow
 def test_a_finished_job_is_not_logged_twice(tiny_overrides, tmp_path) -> None:
     cfg = compose([*tiny_overrides, "logger=wandb", "eval.bench.n=0"])
     run_job(cfg, run_dir=tmp_path / "run")

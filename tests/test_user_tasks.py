@@ -148,6 +148,7 @@ def test_primary_metric_must_belong_to_the_kind(tiny_overrides, tmp_path) -> Non
 # --- lm-eval's own tasks ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_lm_eval_task_without_local_data_fails_fast_offline(tiny_overrides, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -162,6 +163,7 @@ def test_lm_eval_task_without_local_data_fails_fast_offline(tiny_overrides, tmp_
     assert time.perf_counter() - t0 < 60
 
 
+@pytest.mark.slow
 def test_unknown_lm_eval_task_suggests_names(tiny_overrides, tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"task\.names: 'arc_eazy' is not an lm-eval task or group; did you mean "
                                           r".*arc_easy"):
