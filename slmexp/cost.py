@@ -90,8 +90,9 @@ def _mtok(value: Any) -> float | None:
     return float(getattr(value, "base", value))
 
 
-def _per_correct(out: dict[str, Any], per_1k: float | None, accuracy: float | None) -> None:
-    """Set `usd_per_correct` (and a note at accuracy 0) in `out`: None alone means "not measured"."""
+def per_correct(out: dict[str, Any], per_1k: float | None, accuracy: float | None) -> None:
+    """Set `usd_per_correct` (and a note at accuracy 0) in `out`: None alone means "not measured". The one rule for
+    every $/correct figure (a job's cost block and the router's routed / SLM-only / LLM-only systems)."""
     out["usd_per_correct"] = per_1k / 1000 / accuracy if per_1k is not None and accuracy else None
     if per_1k is not None and accuracy is not None and accuracy == 0:
         out["usd_per_correct_note"] = NO_CORRECT_NOTE
@@ -139,7 +140,7 @@ def compute(cost_cfg: DictConfig, runtime_cfg: DictConfig, speed: dict[str, Any]
                 "assumption": f"instance fully busy with this workload, {int(conc['concurrency'])} requests in "
                               "flight (the speed stage's concurrent pass)",
             }
-            _per_correct(block, block["usd_per_1k_requests"], accuracy)
+            per_correct(block, block["usd_per_1k_requests"], accuracy)
             out["concurrent"] = block
     else:
         prices = api_prices(cost_cfg, runtime_cfg)
@@ -155,7 +156,7 @@ def compute(cost_cfg: DictConfig, runtime_cfg: DictConfig, speed: dict[str, Any]
             out["usd_per_1m_output_tokens"] = per_request / out_tok * 1e6 if out_tok else None
         else:
             out["usd_per_1k_requests"] = out["usd_per_1m_output_tokens"] = None
-    _per_correct(out, out.get("usd_per_1k_requests"), accuracy)
+    per_correct(out, out.get("usd_per_1k_requests"), accuracy)
     energy = speed.get("energy")
     if energy and energy.get("kwh") and speed.get("n_requests"):  # 0 kWh = no power sample taken (< 1 s): unmeasured
         out["wh_per_1k_requests"] = energy["kwh"] * 1000 / speed["n_requests"] * 1000

@@ -251,6 +251,10 @@ def compose(slm: list[dict[str, Any]], llm: list[dict[str, Any]], threshold: flo
     acc = sum(correct) / n if n else None
     lat_ms = np.asarray(lat, dtype=float) * 1000
     usd_1k = 1000 * sum(cost) / n if cost is not None and n else None
+    from slmexp.cost import per_correct
+
+    dollars: dict[str, Any] = {}
+    per_correct(dollars, usd_1k, acc)  # the cost stage's rule: at accuracy 0 a note, not an empty "not measured"
     return {
         "threshold": threshold if only is None else None, "system": only or "routed", "n": n,
         "accuracy": acc,
@@ -259,7 +263,8 @@ def compose(slm: list[dict[str, Any]], llm: list[dict[str, Any]], threshold: flo
         "latency_ms": {"mean": float(lat_ms.mean()), "p50": float(np.percentile(lat_ms, 50)),
                        "p95": float(np.percentile(lat_ms, 95))} if n else None,
         "usd_per_1k_requests": usd_1k,
-        "usd_per_correct": usd_1k / 1000 / acc if usd_1k is not None and acc else None,
+        "usd_per_correct": dollars["usd_per_correct"],
+        "usd_per_correct_note": dollars.get("usd_per_correct_note", ""),
         "_correct": correct, "_escalated": esc,
     }
 
@@ -368,6 +373,7 @@ def run(cfg: DictConfig, task: Task, run_dir: Path, record: Any, load_slm: Calla
     record.set("cost", _round({
         "basis": "routed", "profile": str(cfg.cost.name) if cfg.get("cost") is not None else None,
         "usd_per_1k_requests": routed["usd_per_1k_requests"], "usd_per_correct": routed["usd_per_correct"],
+        "usd_per_correct_note": routed["usd_per_correct_note"] or None,
         "slm_usd_per_1k_requests": slm_only["usd_per_1k_requests"],
         "llm_usd_per_1k_requests": llm_only["usd_per_1k_requests"],
         "assumption": COMPOSITION,

@@ -34,6 +34,28 @@ def test_threshold_composes_accuracy_latency_and_cost_per_request() -> None:
     assert llm_only["latency_ms"]["mean"] == pytest.approx(4000 / 3)  # no SLM pass in front
 
 
+def test_routed_dollars_per_correct_at_accuracy_zero_says_no_correct_answer_and_ci_has_width() -> None:
+    """A routed system with no correct answer gets the cost stage's note, not an empty "not measured" cell, and its
+    accuracy a Wilson interval (never [0, 0])."""
+    from slmexp.report.router import router_rows
+    from slmexp.router import compose as route
+
+    wrong = [{**r, "correct": 0.0} for r in SLM]
+    llm_wrong = [{**r, "correct": 0.0} for r in LLM]
+    routed = route(wrong, llm_wrong, 0.5)
+    assert routed["usd_per_correct"] is None and routed["usd_per_correct_note"] == "no correct answer"
+    assert route(SLM, LLM, 0.5)["usd_per_correct_note"] == ""
+    block = {"llm": "big", "n": 3, "threshold": 0.5, "routed": routed,
+             "slm_only": route(wrong, llm_wrong, None, "slm"), "llm_only": route(wrong, llm_wrong, None, "llm")}
+    rec = {"router": block, "run": {"status": "finished"}, "model": {"name": "small"}, "metrics": {"split": "test"}}
+    rows = router_rows([rec])
+    assert [r["system"] for r in rows] == ["slm-only", "routed", "llm-only"]
+    for r in rows:
+        assert r["usd_per_1k_correct"] is None and r["usd_per_1k_correct_note"] == "no correct answer"
+        lo, hi = r["accuracy_ci"]
+        assert lo == 0.0 and hi > 0.3  # Wilson at 0/3
+
+
 def test_label_softmax_is_stable_and_normalised() -> None:
     from slmexp.router import label_softmax
 

@@ -16,20 +16,24 @@ from typing import Any
 from slmexp.report.collect import selection_text
 from slmexp.report.plots import plot_style, save_png_svg
 from slmexp.report.render import write_text
+from slmexp.report.stats import wilson_ci
 
 # (column, header, format); "s" columns print as text, booleans as yes/no.
 _ROUTER_COLUMNS: list[tuple[str, str, str]] = [
     ("slm", "SLM", "s"), ("llm", "LLM", "s"), ("system", "system", "s"), ("threshold", "threshold", "g"),
     ("split", "split", "s"),
-    ("n", "n", "d"), ("accuracy", "accuracy", ".3f"), ("escalated_share", "escalated", ".0%"),
+    ("n", "n", "d"), ("accuracy", "accuracy", ".3f"), ("accuracy_ci", "95% CI (Wilson)", "ci"),
+    ("escalated_share", "escalated", ".0%"),
     ("latency_p50_ms", "latency p50 (ms)", ".0f"), ("latency_p95_ms", "latency p95 (ms)", ".0f"),
     ("latency_mean_ms", "latency mean (ms)", ".0f"), ("usd_per_1k_req", "$/1k req", ".4g"),
-    ("usd_per_1k_correct", "$/1k correct", ".4g"),
+    ("usd_per_1k_correct", "$/1k correct", ".4g"), ("usd_per_1k_correct_note", "$/correct note", "s"),
     ("beats_slm_acc_and_llm_cost", "beats SLM acc. & LLM $", "s"), ("selection", "selection (tuned)", "s"),
 ]
 
 
 def _fmt(v: Any, spec: str) -> str:
+    if spec == "ci":
+        return "" if not v else f"[{v[0]:.3f}, {v[1]:.3f}]"
     return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
 
 
@@ -41,10 +45,13 @@ def _router_row(ident: dict[str, Any], system: str, threshold: float | None, fig
     if system == "routed" and None not in (acc, usd, slm_only["accuracy"], llm_only["usd_per_1k_requests"]):
         beats = acc > slm_only["accuracy"] and usd < llm_only["usd_per_1k_requests"]
     per_correct = figs.get("usd_per_correct")
-    return {**ident, "system": system, "threshold": threshold, "accuracy": acc,
+    n = figs.get("n") or ident.get("n")
+    ci = wilson_ci(acc * n, int(n)) if acc is not None and n else None  # a proportion: never a zero-width interval
+    return {**ident, "system": system, "threshold": threshold, "accuracy": acc, "accuracy_ci": ci,
             "escalated_share": figs.get("escalated_share"), "latency_p50_ms": lat.get("p50"),
             "latency_p95_ms": lat.get("p95"), "latency_mean_ms": lat.get("mean"), "usd_per_1k_req": usd,
             "usd_per_1k_correct": 1000 * per_correct if per_correct is not None else None,
+            "usd_per_1k_correct_note": figs.get("usd_per_correct_note") or "",
             "beats_slm_acc_and_llm_cost": beats, "selection": selection}
 
 
@@ -117,7 +124,8 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(buf, fieldnames=[c for c, _h, _s in _ROUTER_COLUMNS], lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({c: ("" if r[c] is None else f"{r[c]:.6g}" if isinstance(r[c], float) else r[c])
+        writer.writerow({c: ("" if r[c] is None else f"{r[c]:.6g}" if isinstance(r[c], float)
+                             else ";".join(f"{x:.6g}" for x in r[c]) if isinstance(r[c], tuple) else r[c])
                          for c, _h, _s in _ROUTER_COLUMNS})
     return buf.getvalue()
 
