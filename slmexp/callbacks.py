@@ -30,8 +30,13 @@ CHOSEN_ON = "validation"
 TEST_SPLIT = "test"
 
 
+# Set when the sweep's report failed; `slmexp` (cli.main) then exits non-zero after Hydra returns.
+REPORT_FAILURES: list[str] = []
+
+
 class ReportCallback(Callback):
-    """After a multirun, write comparison.md/.csv/.tex and plots into the sweep dir (`slmexp report DIR` redoes it)."""
+    """After a multirun, write comparison.md/.csv/.tex and plots into the sweep dir (`slmexp report DIR` redoes it).
+    A report that fails removes the stale tables (slmexp.report.write_report) and fails the sweep's exit status."""
 
     def __init__(self, baseline: str | None = None, enabled: bool = True) -> None:
         self.baseline = baseline
@@ -45,14 +50,44 @@ class ReportCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
             paths = write_report(sweep_dir, baseline=self.baseline)
-        except Exception:  # the runs are safe on disk; the report can be rebuilt later
+        except Exception as e:  # the runs are safe on disk; the report can be rebuilt later
             log.exception("report failed; rebuild it with: slmexp report %s", sweep_dir)
+            REPORT_FAILURES.append(f"the sweep's report failed ({type(e).__name__}: {e}); its old tables were "
+                                   f"removed; rebuild it with: slmexp report {sweep_dir}")
             return
         from slmexp.tracking import log_sweep
 
         log_sweep(config.get("logger"), sweep_dir, paths)
         log.info("comparison table: %s", paths.get("md"))
         print(Path(paths["md"]).read_text())
+
+
+class RedactCallback(Callback):
+    """Secrets out of what Hydra writes: `.hydra/config.yaml`, `hydra.yaml`, `overrides.yaml` and the sweep's
+    `multirun.yaml` are rewritten redacted (slmexp.secrets) once Hydra has saved them (it saves before a job starts),
+    and the job's log handlers get a filter that redacts every line."""
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from omegaconf import OmegaConf
+
+        from slmexp import secrets
+
+        secrets.redact(OmegaConf.to_container(config, resolve=False))  # learn the values to hide
+        secrets.install_log_filter()
+        hydra_cfg = config.hydra
+        if hydra_cfg.get("output_subdir") is not None:
+            out = Path(str(hydra_cfg.runtime.output_dir)) / str(hydra_cfg.output_subdir)
+            for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+                secrets.rewrite_yaml(out / name)
+        from hydra.types import RunMode
+
+        if hydra_cfg.get("mode") == RunMode.MULTIRUN:
+            secrets.rewrite_yaml(Path(str(hydra_cfg.sweep.dir)) / "multirun.yaml")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from slmexp import secrets
+
+        secrets.rewrite_yaml(Path(str(config.hydra.sweep.dir)) / "multirun.yaml")
 
 
 # --- choosing on validation ----------------------------------------------------------------------------------------

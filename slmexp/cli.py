@@ -31,7 +31,9 @@ def _app(cfg: DictConfig) -> float | None:
     except SlmexpError as e:
         from slmexp.record import load
 
-        print_summary(load(run_dir))
+        rec = load(run_dir)
+        if ((rec.get("run") or {}).get("error") or {}).get("stage") != "validate":  # bad input: the line says all
+            print_summary(rec)
         if multirun:  # a failed job must not sink the sweep: it is recorded, the sweep goes on
             log.error("job failed: %s", e)
             return None
@@ -54,7 +56,9 @@ def main() -> None:
         from slmexp.report import main as report_main
 
         sys.exit(report_main(sys.argv[2:]))
-    _app()
+    from slmexp.cli_errors import run_app
+
+    run_app(_app)  # config errors in one line; a failed sweep report fails the exit status
 
 
 if __name__ == "__main__":

@@ -86,6 +86,9 @@ def validate(cfg: DictConfig) -> None:
     for key in ("model.name", "task.name", "runtime.name"):
         if not OmegaConf.select(cfg, key):
             raise fail(key, "must be set")
+    from slmexp import bounds
+
+    bounds.check(cfg)  # types and ranges of the numeric keys (a zero step count, a negative learning rate, ...)
     _choice(cfg, "model.role", ROLES)
     _choice(cfg, "model.dtype", DTYPES)
     _choice(cfg, "adapter.name", ADAPTERS)

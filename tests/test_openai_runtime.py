@@ -113,7 +113,8 @@ def test_unreachable_endpoint_fails_within_timeout_naming_base_url(tmp_path) -> 
     assert elapsed < 60  # interpreter + model resolution; the connection itself fails at once
     (run,) = run_dirs(tmp_path)
     rec = json.loads((run / "run.json").read_text())
-    assert rec["run"]["status"] == "failed" and rec["run"]["error"]["stage"] == "load"
+    assert rec["run"]["status"] == "failed" and rec["run"]["error"]["stage"] == "validate"  # the pre-flight
+    assert rec["model"] is None  # refused before the model (its tokenizer) was resolved
 
 
 def test_silent_endpoint_fails_within_the_configured_timeout() -> None:

@@ -59,7 +59,10 @@ def check(cfg: DictConfig) -> None:
         return
     if kind not in QUANTIZERS:
         raise fail("quantization.kind", f"{kind!r} is not one of none, {', '.join(QUANTIZERS)}")
-    quantizer(kind).check(cfg.quantization)
+    module = quantizer(kind)
+    module.check(cfg.quantization)
+    if hasattr(module, "check_model"):  # the exporter reads the checkpoint's config.json (architecture)
+        module.check_model(cfg.model)
 
 
 def prepare(cfg: DictConfig, needs: str, source: Source, run_dir: Path, calib: Calibration | None) -> Artifact:

@@ -89,6 +89,25 @@ def check(qcfg: DictConfig) -> None:
                    f"{qcfg.get('gguf_type')!r} is not a GGUF type; valid: {', '.join(GGUF_TYPES)}")
 
 
+def check_model(model_cfg: DictConfig) -> None:
+    """Config-time check of a local checkpoint (`model.source.path`) against the architectures the GGUF exporter
+    converts, from its config.json alone: an unsupported one is refused before the model is loaded or trained."""
+    from slmexp.origin import fail
+    from slmexp.quantize.hf_to_gguf import SUPPORTED_ARCHS
+
+    path = (model_cfg.get("source") or {}).get("path")
+    config = Path(str(path)).expanduser() / "config.json" if path else None
+    if config is None or not config.is_file():
+        return
+    try:
+        model_type = json.loads(config.read_text()).get("model_type")
+    except ValueError:
+        raise fail("model.source.path", f"{config} is not valid JSON") from None
+    if model_type not in SUPPORTED_ARCHS:
+        raise fail("model.source.path", f"GGUF export does not support architecture {model_type!r} ({config}); "
+                   f"supported: {', '.join(SUPPORTED_ARCHS)}")
+
+
 def prepare(qcfg: DictConfig, source: Source, *, run_dir: Path, cache_dir: Path, calib: Calibration | None = None,
             threads: int | None = None) -> Artifact:
     """The GGUF file llama.cpp serves for this run: the shipped one as is (untrained, quantization=none), otherwise

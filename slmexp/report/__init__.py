@@ -42,14 +42,65 @@ from slmexp.report.table import COLUMN_DOC, ID_COLUMNS, MEASURED, NOTES, SINGLE,
 
 # `_size_mb` stays importable here for tests/test_ortgenai.py (it checks the size an ONNX run reports).
 __all__ = [
-    "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "CI_LEVEL", "COLUMN_DOC", "ID_COLUMNS", "MEASURED", "NOTES", "SINGLE",
-    "SVG_HASHSALT", "_size_mb", "bootstrap_ci", "build_table", "collect", "holm", "main", "mcnemar_exact",
-    "paired_bootstrap_ci", "pareto_front", "router_rows", "short_label", "tex_escape", "to_csv", "to_latex",
-    "to_markdown", "wilson_ci", "write_report", "write_router_report",
+    "BOOTSTRAP_RESAMPLES",
+    "BOOTSTRAP_SEED",
+    "CI_LEVEL",
+    "COLUMN_DOC",
+    "FAILED_NAME",
+    "ID_COLUMNS",
+    "MEASURED",
+    "NOTES",
+    "SINGLE",
+    "SVG_HASHSALT",
+    "_size_mb",
+    "bootstrap_ci",
+    "build_report",
+    "build_table",
+    "collect",
+    "holm",
+    "main",
+    "mcnemar_exact",
+    "paired_bootstrap_ci",
+    "pareto_front",
+    "router_rows",
+    "short_label",
+    "tex_escape",
+    "to_csv",
+    "to_latex",
+    "to_markdown",
+    "wilson_ci",
+    "write_report",
+    "write_router_report",
 ]
 
 
+# What a report writes (and a failed report removes, so no stale table looks current).
+OUTPUT_GLOBS = ("comparison.*", "accuracy_vs_*.png", "accuracy_vs_*.svg", "router.md", "router.csv", "router_*.png",
+                "router_*.svg", "report.html", "claims.json")
+FAILED_NAME = "REPORT_FAILED.md"
+
+
 def write_report(root: Path, out_dir: Path | None = None, baseline: str | None = None,
+                 caption: str | None = None) -> dict[str, Path]:
+    """`build_report`, and on failure: the previous report's tables and plots removed (they no longer describe the
+    runs below `root`) and REPORT_FAILED.md written in their place with the error; the error is re-raised."""
+    out = Path(out_dir) if out_dir is not None else Path(root)
+    try:
+        paths = build_report(root, out_dir, baseline, caption)
+    except Exception as e:
+        if out.is_dir():
+            for pattern in OUTPUT_GLOBS:
+                for stale in out.glob(pattern):
+                    if stale.is_file():
+                        stale.unlink()
+            (out / FAILED_NAME).write_text(f"# Report failed\n\n{type(e).__name__}: {e}\n\nThe previous tables and "
+                                           f"plots were removed. Rebuild: `slmexp report {root}`\n")
+        raise
+    (out / FAILED_NAME).unlink(missing_ok=True)
+    return paths
+
+
+def build_report(root: Path, out_dir: Path | None = None, baseline: str | None = None,
                  caption: str | None = None) -> dict[str, Path]:
     """Build the comparison from every run.json below `root` and write tables and plots.
 

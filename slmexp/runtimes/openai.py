@@ -22,6 +22,27 @@ from omegaconf import DictConfig
 from slmexp.errors import SlmexpError
 
 
+def _check_reachable(rcfg: DictConfig) -> None:
+    """A TCP connection to `runtime.base_url`'s host and port, within `runtime.connect_timeout_s`: an endpoint that
+    is down is refused at config time (before any model or tokenizer is resolved), in milliseconds when refused."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from slmexp.origin import fail
+
+    url = str(rcfg.get("base_url") or "")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise fail("runtime.base_url", f"{url!r} is not an http(s) URL (e.g. http://127.0.0.1:8080/v1)")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    timeout = float(rcfg.get("connect_timeout_s") or 5)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError as e:
+        raise fail("runtime.base_url", f"{url} is unreachable (TCP connect to {parts.hostname}:{port} failed within "
+                   f"{timeout:g} s: {e.strerror or type(e).__name__})") from None
+
+
 class EndpointError(SlmexpError):
     """The endpoint could not be reached or answered with an error."""
 
@@ -63,6 +84,19 @@ class OpenAIRuntime:
                        "the endpoint serves its own model; train with runtime=transformers, export "
                        "(quantization=gguf-*), and serve the file (python -m slmexp.serve --model FILE.gguf)")
 
+    @classmethod
+    def preflight(cls, cfg: DictConfig) -> None:
+        """The job's own pre-flight (slmexp.pipeline, validate stage; not `check`, which composing alone runs
+        offline): the key variable is set and the endpoint answers a TCP connect, so either fails before anything
+        is resolved."""
+        from slmexp.origin import fail
+
+        try:
+            _api_key(cfg.runtime.get("api_key_env"))
+        except EndpointError as e:
+            raise fail("runtime.api_key_env", str(e).removeprefix("runtime.api_key_env: ")) from None
+        _check_reachable(cfg.runtime)
+
     def __init__(
         self,
         model_path: str | None = None,
@@ -71,6 +105,7 @@ class OpenAIRuntime:
         model: str,
         name: str = "openai",
         api_key_env: str | None = None,
+        api_key: str | None = None,  # `+runtime.api_key=...`: accepted (and redacted everywhere); prefer api_key_env
         auth_header: str = "Authorization",
         headers: dict[str, str] | None = None,
         provider_id: str | None = None,  # pricing (genai-prices provider): read by slmexp.cost from the config
@@ -108,7 +143,7 @@ class OpenAIRuntime:
         self.batch_size = int(batch_size)
         self._auth_header = str(auth_header)
         self._extra_headers = dict(headers or {})
-        self.__key = _api_key(api_key_env)
+        self.__key = str(api_key) if api_key else _api_key(api_key_env)
         self._local = threading.local()
         t0 = time.perf_counter()
         self.served_models = self._preflight()

@@ -1,0 +1,117 @@
+"""Bad input the config composer (Hydra) refuses, said in one line that names the key and the override or file that
+set it, like every other slmexp input error (`slmexp: error: <key>: <what> (<where>)`).
+
+Why: Hydra prints these as several lines (a key error, `full_key:`, `object_type=dict`, a hint about
+HYDRA_FULL_ERROR), and a user scanning a sweep's output wants the one line that says what to change. So `slmexp`
+runs Hydra with HYDRA_FULL_ERROR=1 (the exception comes back here instead of being printed), turns the composer's
+errors into one line, and lets anything else (a bug) raise with its full traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+_OWNER = "SLMEXP_OWNS_HYDRA_ERRORS"  # set while slmexp asked Hydra for the exception (children inherit it)
+
+
+def _override_for(key: str, argv: list[str]) -> str | None:
+    for ov in argv:
+        name = ov.lstrip("+~").split("=", 1)[0]
+        if "=" in ov and (name == key or key.startswith(name + ".") or name.startswith(key + ".")):
+            return ov
+    return None
+
+
+def _where(key: str, argv: list[str], fallback: str | None = None) -> str:
+    ov = _override_for(key, argv)
+    if ov is not None:
+        return f"command-line override '{ov}'"
+    return fallback or "the defaults list of the primary config or the sweep file"
+
+
+def _unparsable(argv: list[str]) -> str | None:
+    """The first command-line override Hydra's grammar refuses (its exception does not say which)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for ov in argv:
+        if ov.startswith("-") or "=" not in ov:
+            continue
+        try:
+            parser.parse_overrides([ov])
+        except Exception:
+            return ov
+    return None
+
+
+def one_line(exc: BaseException, argv: list[str]) -> str | None:
+    """`<key>: <what> (<where>)` for an error Hydra or OmegaConf raised while composing; None for anything else."""
+    import yaml
+    from hydra.errors import HydraException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(exc, yaml.YAMLError):  # a config file (a user's sweep or group option) that is not YAML
+        mark = getattr(exc, "problem_mark", None)
+        path = getattr(mark, "name", None) or "a config file"
+        group = os.path.basename(os.path.dirname(path)) if mark else "config"
+        where = f"{path}:{mark.line + 1}" if mark else path
+        return f"{group}: not valid YAML ({getattr(exc, 'problem', None) or exc}) ({where})"
+    if not isinstance(exc, HydraException | OmegaConfBaseException):
+        return None
+    text = str(exc)
+    cause = str(exc.__cause__ or "")
+    if isinstance(exc, OverrideParseException):
+        ov = _unparsable(argv) or "?"
+        reason = text.splitlines()[0].strip() if text.strip() else type(exc).__name__
+        return f"{ov.lstrip('+~').split('=', 1)[0]}: cannot parse the value ({reason}) (command-line override '{ov}')"
+    m = re.search(r"Could not find '([^']+)/([^'/]+)'", text) or re.search(r"Could not load '([^']+)/([^'/]+)'", text)
+    if m:
+        group, option = m.group(1), m.group(2)
+        listed = text.split("Available options", 1)[-1].split("Config search path", 1)[0]
+        opts = re.findall(r"^\t(\S+)", listed, re.M) if "Available" in text else []
+        avail = f"; available: {', '.join(opts)}" if opts else ""
+        return f"{group.replace('/', '.')}: no option '{option}'{avail} ({_where(group, argv)})"
+    m = re.search(r"Could not override '([^']+)'", text)
+    if m and "not in struct" in cause:
+        key = m.group(1)
+        return (f"{key}: no such key (a typo? prefix it with + to add a new key: +{key}=...) "
+                f"({_where(key, argv)})")
+    m = re.search(r"Could not append to config. An item is already at '([^']+)'", text)
+    if m:
+        key = m.group(1)
+        return f"{key}: already set; override it without the leading + ({_where(key, argv)})"
+    m = re.search(r"full_key: (\S+)", text + "\n" + cause)
+    key = m.group(1) if m else "config"
+    first = next((line.strip() for line in (text.splitlines() or [""]) if line.strip()), type(exc).__name__)
+    detail = next((line.strip() for line in cause.splitlines() if line.strip()), "")
+    msg = first + (f": {detail}" if detail and detail not in first else "")
+    return f"{key}: {msg} ({_where(key, argv, 'a config file')})"
+
+
+def run_app(app: Callable[[], Any]) -> None:
+    """Run the Hydra app; composer errors become one line on stderr and exit status 2. A sweep whose report
+    failed exits 1 (slmexp.callbacks.ReportCallback recorded why)."""
+    own = os.environ.get("HYDRA_FULL_ERROR") is None or os.environ.get(_OWNER) == "1"
+    if own:
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        os.environ[_OWNER] = "1"
+    try:
+        app()
+    except Exception as e:
+        line = one_line(e, sys.argv[1:]) if own else None
+        if line is None:
+            raise
+        from slmexp.secrets import redact, redact_text
+
+        redact(list(sys.argv))  # learn the secrets a command line carries: an override may echo one
+        print(f"slmexp: error: {redact_text(line)}", file=sys.stderr)
+        sys.exit(2)
+    from slmexp.callbacks import REPORT_FAILURES
+
+    if REPORT_FAILURES:
+        print(f"slmexp: error: {REPORT_FAILURES[-1]}", file=sys.stderr)
+        sys.exit(1)
