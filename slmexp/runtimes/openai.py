@@ -344,11 +344,11 @@ def _make_chat_lm(rt: OpenAIRuntime) -> Any:
 
         def parse_generations(self, outputs: Any, **kwargs: Any) -> list[str]:
             if rt.constraints is None:
-                return LocalChatCompletion.parse_generations(outputs, **kwargs)
+                return super().parse_generations(outputs=outputs, **kwargs)
             from slmexp.runtimes._openai_structured import answer_text, last_user_content
 
             given = kwargs.get("contexts")
-            contexts = given if isinstance(given, list) else [given]
+            contexts = list(given) if isinstance(given, list | tuple) else [given]
             out = []
             for i, reply in enumerate(outputs if isinstance(outputs, list) else [outputs]):
                 context = contexts[min(i, len(contexts) - 1)]
