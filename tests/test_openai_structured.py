@@ -134,8 +134,8 @@ def test_constrained_endpoint_requests_and_answers(server, tmp_path, task_name, 
     base = f"http://127.0.0.1:{server.server_address[1]}/v1"
     cfg = compose([f"task={task_name}", f"decoding={decoding}", "runtime=openai", f"runtime.base_url={base}",
                    "runtime.model=scripted", "model.source.hub=null", "model.source.wheel=null", "eval.limit=4",
-                   "eval.bench.n=2", "eval.bench.warmup=0", "eval.bench.concurrency=1", f"paths.output_dir={tmp_path}/o",
-                   f"paths.cache_dir={tmp_path}/c"])
+                   "eval.bench.n=2", "eval.bench.warmup=0", "eval.bench.concurrency=1",
+                   f"paths.output_dir={tmp_path}/o", f"paths.cache_dir={tmp_path}/c"])
     rec = run_job(cfg, tmp_path / "run")
     values = rec["metrics"]["values"]
     asked = [r for r in server.requests if r.get("messages")]
