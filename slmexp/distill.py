@@ -29,6 +29,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from slmexp import decoding
 from slmexp.cache import append_jsonl, content_key, read_jsonl_cache
 from slmexp.origin import fail
 from slmexp.tasks import Task, render_prompt
@@ -86,6 +87,8 @@ def cache_key(cfg: DictConfig, task: Task, split: str) -> str:
         "data": task.sha256[split],
         "seed": int(cfg.seed),
     }
+    if decoding.mode(cfg) != "free":  # constrained teacher answers differ (free keys stay as they were)
+        parts["decoding"] = decoding.mode(cfg)
     return content_key(parts)
 
 
@@ -120,6 +123,7 @@ def label_with_teacher(cfg: DictConfig, task: Task, run_dir: Path,
         t0 = time.perf_counter()
         runtime = (load_teacher() if load_teacher is not None
                    else load_model_runtime(sub, "distill.teacher", Path(run_dir) / "distill" / "teacher"))
+        runtime = decoding.attach(runtime, decoding.build(cfg, task))  # decoding=constrained holds for the teacher
         load_s = round(time.perf_counter() - t0, 3)
         with runtime:
             for n, i in enumerate(todo, 1):

@@ -180,7 +180,8 @@ def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_
         formulation = f"lm-eval/{'+'.join(types) or '?'}/{'chat_template' if use_chat_template else 'plain'}/" \
                       f"{num_fewshot}-shot"
     else:
-        formulation = f"generate_until/{'chat_template' if use_chat_template else 'plain'}/{num_fewshot}-shot"
+        output = "multiple_choice" if str(task.cfg.get("formulation") or "generate") == "choice" else "generate_until"
+        formulation = f"{output}/{'chat_template' if use_chat_template else 'plain'}/{num_fewshot}-shot"
     return EvalResult(metrics, n, wall_s, samples_path, results_path, formulation,
                       generation=_generation(results, use_chat_template),
                       accuracy_pass=_accuracy_pass(lm, latencies))

@@ -133,6 +133,9 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
         preflight = getattr(runtime_class(cfg.runtime), "preflight", None)
         if preflight is not None:  # e.g. an endpoint that is down: refused now, before any model is resolved
             preflight(cfg)
+        from slmexp import decoding
+
+        decoding.check(cfg)
         needs_train = cfg.adapter.name != "none"
         splits = [str(cfg.eval.split)]
         if needs_train or int(cfg.eval.get("num_fewshot") or 0) > 0:
@@ -144,6 +147,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
             from slmexp.evaluate import prepare_lm_eval
 
             prepare_lm_eval(task, n_bench)
+        constraints = decoding.build(cfg, task)  # decoding=constrained: each prompt's answer space, else None
 
     from slmexp.runtimes import runtime_class
 
@@ -206,7 +210,8 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
 
     if router.enabled(cfg):  # the routed system (this SLM + router.llm) replaces the evaluate/benchmark stages
         with _stage(record, "route", state):
-            router.run(cfg, task, run_dir, record, lambda: build_runtime(cfg, model_path, runtime_adapter, artifact))
+            router.run(cfg, task, run_dir, record, lambda: decoding.attach(
+                build_runtime(cfg, model_path, runtime_adapter, artifact), constraints))
         if record.data.get("speed") is not None:
             record.data["speed"]["peak_rss_by_stage_mb"] = state["peak_rss_mb"]
             record.save()
@@ -221,7 +226,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
     workload = local_server_pids(str(cfg.runtime.base_url)) if remote and cfg.runtime.get("base_url") else []
     load_windows: dict[str, dict[str, Any]] = {}  # stage -> the machine's load while its requests were timed
     with _stage(record, "load", state):
-        runtime = build_runtime(cfg, model_path, runtime_adapter, artifact)
+        runtime = decoding.attach(build_runtime(cfg, model_path, runtime_adapter, artifact), constraints)
         if artifact.block is not None and artifact.kind == "checkpoint":  # quantized while loading (bitsandbytes)
             artifact.block["memory_footprint_bytes"] = getattr(runtime, "memory_footprint", None)
             record.set("quantization", artifact.block)
@@ -235,6 +240,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
             "split": str(cfg.eval.split),
             "n_examples": result.n_examples,
             "formulation": result.formulation,
+            "decoding": decoding.mode(cfg),
             "primary": str(cfg.task.primary_metric),
             "chance": 1.0 / len(task.labels) if task.labels and task.kind == "classification" else None,
             "values": result.metrics,
@@ -267,9 +273,16 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
                     ids = [lm_eval_doc(task, split, i, r)["id"] for i, r in enumerate(rows)]
                 energy: dict[str, Any] = {}
                 measure = energy_tracker(cfg.get("cost"), enabled=not remote, sink=energy)
-                timed = benchmark(runtime, prompts, max_new_tokens=int(bench_cfg.max_new_tokens),
-                                  warmup=int(bench_cfg.warmup), concurrency=int(bench_cfg.get("concurrency") or 1),
-                                  measure=measure, generation=result.generation, ids=ids)
+                if decoding.formulation(task.cfg) == "choice":  # timed as scored: every label's log-likelihood
+                    from slmexp.decoding.choice import benchmark_choice
+
+                    timed = benchmark_choice(runtime, task, rows, warmup=int(bench_cfg.warmup), ids=ids,
+                                             measure=measure)
+                else:
+                    timed = benchmark(runtime, prompts, max_new_tokens=int(bench_cfg.max_new_tokens),
+                                      warmup=int(bench_cfg.warmup),
+                                      concurrency=int(bench_cfg.get("concurrency") or 1),
+                                      measure=measure, generation=result.generation, ids=ids)
                 speed.update(timed)
                 if energy:
                     speed["energy"] = energy

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from slmexp import decoding
 from slmexp.cache import append_jsonl, content_key, read_jsonl_cache
 from slmexp.origin import fail
 from slmexp.tasks import Task, render_prompt
@@ -117,7 +118,9 @@ def llm_key(cfg: DictConfig, task: Task) -> str:
         "llm_model": OmegaConf.to_container(cfg.router.llm.model, resolve=True),
         "llm_runtime": answer_config(cfg.router.llm.runtime),
         "task": {k: v for k, v in OmegaConf.to_container(cfg.task, resolve=True).items() if k != "data"},
-        "split": str(cfg.eval.split), "data": task.sha256[str(cfg.eval.split)], "seed": int(cfg.seed)})
+        "split": str(cfg.eval.split), "data": task.sha256[str(cfg.eval.split)], "seed": int(cfg.seed),
+        # constrained LLM answers differ; free keys stay as they were
+        **({"decoding": decoding.mode(cfg)} if decoding.mode(cfg) != "free" else {})})
 
 
 def confidence_name(cfg: DictConfig) -> str:
@@ -302,7 +305,9 @@ def run(cfg: DictConfig, task: Task, run_dir: Path, record: Any, load_slm: Calla
     t0 = time.perf_counter()
     slm_raw, slm_new = _measure(cache / f"slm-{sk}.jsonl", n, load_slm, _slm_label_prob(task, rows), "SLM")
     llm_raw, llm_new = _measure(cache / f"llm-{lk}.jsonl", n,
-                                lambda: load_model_runtime(llm_sub, "router.llm", Path(run_dir) / "router" / "llm"),
+                                lambda: decoding.attach(load_model_runtime(llm_sub, "router.llm", Path(run_dir)
+                                                                           / "router" / "llm"),
+                                                        decoding.build(cfg, task)),
                                 _llm_answer(task, rows), "LLM")
     wall = time.perf_counter() - t0
     gold_field = task.cfg.fields[kind.gold_role]

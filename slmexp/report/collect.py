@@ -208,6 +208,15 @@ def _config_key(rec: dict[str, Any]) -> dict[str, Any]:
     return key
 
 
+# The task kinds' validity metrics: the share of answers in the answer space (what decoding=constrained forces).
+VALIDITY_METRICS = ("valid_label", "json_valid", "valid_call")
+
+
+def _validity(metrics: dict[str, Any]) -> float | None:
+    values = metrics.get("values") or {}
+    return next((_num(values[m]) for m in VALIDITY_METRICS if m in values), None)
+
+
 def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
     """Everything one record contributes, before seeds are collapsed and the baseline is known."""
     cfg = rec.get("config") or {}
@@ -253,6 +262,7 @@ def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
         "usd_per_1m_tok": _num(cost.get("usd_per_1m_output_tokens")) if finished else None,
         "usd_per_1k_correct": usd_1k / acc if usd_1k is not None and acc else None,
         "strict_match": _num(_get(metrics, "values", "strict_match")) if finished else None,
+        "validity": _validity(metrics) if finished else None,
     }
     # $/correct is undefined at accuracy 0: say so instead of leaving the cell looking unmeasured
     no_correct = None
@@ -266,6 +276,9 @@ def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
         "role": str(model.get("role") or _get(cfg, "model", "role") or "?"),
         "params_b": _num(model.get("params_b") if model else _get(cfg, "model", "params_b")),
         "adapter": adapter, "quantization": quant, "runtime": runtime,
+        # how answers were produced: decoding free/constrained (slmexp.decoding), formulation generate/choice
+        "decoding": str(metrics.get("decoding") or _get(cfg, "decoding", "name") or "free"),
+        "formulation": "choice" if str(metrics.get("formulation") or "").startswith("multiple_choice") else "generate",
         "seed": seed, "status": status,
         "error": f"{err.get('stage')}: {err.get('type')}" if err else "",
         "n": int(n) if isinstance(n, int | float) and not isinstance(n, bool) else None,

@@ -20,9 +20,10 @@ if TYPE_CHECKING:  # pragma: no cover
 _MD_COLUMNS: list[tuple[str, str, str]] = [
     ("model_shown", "model", "s"), ("role", "role", "s"), ("params_b", "params (B)", "g"),
     ("adapter", "adapter", "s"), ("quantization", "quant", "s"), ("runtime", "runtime", "s"),
+    ("decoding", "decoding", "s"), ("formulation", "formulation", "s"),
     ("variant", "variant", "s"), ("split", "split", "s"), ("seed", "seed", "s"), ("n_seeds", "n_seeds", "d"),
     ("status", "status", "s"), ("n", "n", "d"), ("accuracy", "accuracy", ".3f"), ("ci95", "95% CI", ".3f"),
-    ("strict_match", "strict", ".3f"), ("accuracy_delta", "Δ acc [95% CI]", "+.3f"),
+    ("strict_match", "strict", ".3f"), ("validity", "valid", ".3f"), ("accuracy_delta", "Δ acc [95% CI]", "+.3f"),
     ("retained_pct", "retained % [95% CI]", ".1f"), ("latency_p50_ms", "latency p50 (ms)", ".0f"),
     ("latency_p95_ms", "latency p95 (ms)", ".0f"), ("decode_tok_s", "decode tok/s", ".1f"),
     ("peak_rss_mb", "peak RSS (MiB)", ".0f"), ("size_mb", "size (MB)", ".0f"), ("contended", "contended", "s"),
@@ -41,7 +42,9 @@ _TEX_COLUMNS: list[tuple[str, str, str]] = [
     ("speedup", "speed-up", ".2f"), ("n_paired", "paired", "d"), ("mcnemar_p_holm", "$p$ (Holm)", ".3g"),
 ]
 # Columns left out of a table in which no row has a value (a strict column only for classification, ...).
-_OPTIONAL = {"strict_match", "contended", "selection", "compare_note", "split"}
+_OPTIONAL = {"strict_match", "validity", "contended", "selection", "compare_note", "split"}
+# Columns shown only when some row is not at the default (free decoding, generated answers).
+_DEFAULTED = {"decoding": "free", "formulation": "generate"}
 # Relative columns whose paired CI (`<col>_ci95_low/high`) is printed in brackets after the value.
 _WITH_CI = {"accuracy_delta", "retained_pct", "speedup", "cost_ratio"}
 
@@ -104,6 +107,9 @@ def _columns(df: pd.DataFrame, columns: list[tuple[str, str, str]]) -> list[tupl
     for col, header, spec in columns:
         if col == "split":
             if len({s for s in df["split"] if s}) > 1:
+                out.append((col, header, spec))
+        elif col in _DEFAULTED:
+            if col in df and any(v not in (None, "", _DEFAULTED[col]) for v in df[col]):
                 out.append((col, header, spec))
         elif col not in _OPTIONAL or any(_isnum(v) or (isinstance(v, str | bool) and v != "") for v in df[col]):
             out.append((col, header, spec))

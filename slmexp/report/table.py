@@ -29,11 +29,11 @@ log = logging.getLogger("slmexp.report")
 
 # Identity columns: what the row is.
 ID_COLUMNS = ["label", "task", "split", "model", "weights_provenance", "role", "params_b", "adapter", "quantization",
-              "runtime", "variant", "seed", "n_seeds", "status", "error", "n", "metric"]
+              "runtime", "decoding", "formulation", "variant", "seed", "n_seeds", "status", "error", "n", "metric"]
 # Measured columns: averaged over seeds, each followed by `<name>_std` in the DataFrame/CSV.
-MEASURED = ["accuracy", "strict_match", "accuracy_delta", "retained_pct", "latency_p50_ms", "latency_p95_ms",
-            "ttft_p50_ms", "decode_tok_s", "requests_per_s", "peak_rss_mb", "eval_ms_per_example", "usd_per_1k_req",
-            "usd_per_1m_tok", "usd_per_1k_correct", "speedup", "cost_ratio"]
+MEASURED = ["accuracy", "strict_match", "validity", "accuracy_delta", "retained_pct", "latency_p50_ms",
+            "latency_p95_ms", "ttft_p50_ms", "decode_tok_s", "requests_per_s", "peak_rss_mb", "eval_ms_per_example",
+            "usd_per_1k_req", "usd_per_1m_tok", "usd_per_1k_correct", "speedup", "cost_ratio"]
 # Columns that are not averaged: constant over seeds, or computed once for the whole row.
 SINGLE = ["ci95_low", "ci95_high", "size_mb", "n_paired", "mcnemar_b", "mcnemar_c", "mcnemar_p", "mcnemar_p_holm",
           *[f"{c}_ci95_{end}" for c in RELATIVE for end in ("low", "high")]]
@@ -49,6 +49,10 @@ COLUMN_DOC: dict[str, str] = {
                           "Q4_1); shown with the model",
     "params_b": "parameters (billions)", "adapter": "fine-tuning adapter (none = zero-shot)",
     "quantization": "quantization served (GGUF type, bitsandbytes scheme, or none)", "runtime": "inference runtime",
+    "decoding": "free, or constrained: output forced into the task's answer space (decoding group)",
+    "formulation": "generate (answer generated, then parsed) or choice (likeliest label by log-likelihood)",
+    "validity": "share of answers in the answer space: valid_label, json_valid or valid_call by task kind; mean "
+                "over seeds",
     "variant": "config keys that tell apart rows with the same label",
     "seed": "seed(s) of the runs in the row", "n_seeds": "runs collapsed into the row",
     "status": "finished / failed / running (a killed run stays running)", "error": "failed stage: exception type",
@@ -145,7 +149,8 @@ def _variants(groups: list[list[dict[str, Any]]]) -> list[str]:
     Keys set in every config of the set come first (a real difference), keys only some configs have (records
     from an older config layout) last; at most three are shown.
     """
-    ident = [(g[0]["task"], g[0]["model"], g[0]["adapter"], g[0]["quantization"], g[0]["runtime"]) for g in groups]
+    ident = [(g[0]["task"], g[0]["model"], g[0]["adapter"], g[0]["quantization"], g[0]["runtime"], g[0]["decoding"],
+              g[0]["formulation"]) for g in groups]
     flats = [flatten(g[0]["config"]) for g in groups]
     variants = [""] * len(groups)
     for key in sorted(set(ident)):
@@ -165,8 +170,8 @@ def _variants(groups: list[list[dict[str, Any]]]) -> list[str]:
 
 def _sort_key(row: dict[str, Any]) -> tuple:
     return (row["task"], row["role"] != "baseline", row["split"], row["model"], row["weights_provenance"],
-            row["adapter"], row["quantization"], row["runtime"], row["variant"], row["status"], row["seed"],
-            row["_dirs"])
+            row["adapter"], row["quantization"], row["runtime"], row["decoding"], row["formulation"], row["variant"],
+            row["status"], row["seed"], row["_dirs"])
 
 
 def _pick_baseline(rows: list[dict[str, Any]], task: str, baseline: str | None) -> dict[str, Any] | None:
@@ -202,7 +207,8 @@ def build_table(records: list[dict[str, Any]], baseline: str | None = None) -> p
         first = runs[0]
         seeds = sorted({str(r["seed"]) for r in runs if r["seed"] is not None}, key=lambda s: (len(s), s))
         row = {k: first[k] for k in ("task", "split", "model", "weights_provenance", "role", "params_b", "adapter",
-                                      "quantization", "runtime", "status", "error", "metric")}
+                                      "quantization", "runtime", "decoding", "formulation", "status", "error",
+                                      "metric")}
         row.update(label=short_label(first["model"], first["adapter"], first["quantization"], first["runtime"]),
                    variant=variant, seed=",".join(seeds), n_seeds=len(runs), n=first["n"],
                    size_mb=first["size_mb"], _runs=runs, _dirs=";".join(r["dir"] for r in runs))

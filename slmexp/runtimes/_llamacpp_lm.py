@@ -34,6 +34,7 @@ class LlamaCppLM(PrefixLM):
         self._rows = 0  # leading positions whose logits rows in llm.scores belong to llm.input_ids
         self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self._pieces: dict[tuple[int, bool], bytes] = {}  # token -> bytes: decoding is per token, repeatedly
+        self._grammars: Any = None  # _llamacpp_grammar.GrammarCache, on the first constrained request
         bos = llm.token_bos()
         self._bos_text = self._piece(bos, special=True).decode("utf-8", "replace") if bos >= 0 else None
 
@@ -132,16 +133,32 @@ class LlamaCppLM(PrefixLM):
         logits = self._llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
         return np.ctypeslib.as_array(logits, shape=(self.llm.n_vocab(),)).copy()
 
-    def _greedy(self, tokens: list[int], max_new_tokens: int) -> Iterator[int]:
-        """Argmax decoding from the logits (no sampler chain), stopping at an end-of-generation token."""
+    def _greedy(self, tokens: list[int], max_new_tokens: int, constraint: Any = None) -> Iterator[int]:
+        """Argmax decoding from the logits (no sampler chain), stopping at an end-of-generation token; under a
+        `constraint`, the argmax among the tokens llama.cpp's grammar sampler allows (_llamacpp_grammar)."""
         import numpy as np
 
+        grammar = None
+        if constraint is not None:
+            if self._grammars is None:
+                from slmexp.runtimes._llamacpp_grammar import GrammarCache
+
+                self._grammars = GrammarCache(self._llama_cpp, self._vocab)
+            grammar = self._grammars.get(constraint)
         logits = self._last_logits(tokens)
         for step in range(max_new_tokens):
-            tok = int(np.argmax(logits))
-            if self._llama_cpp.llama_vocab_is_eog(self._vocab, tok):
+            tok = int(np.argmax(logits)) if grammar is None else grammar.pick(logits)
+            if tok is None or self._llama_cpp.llama_vocab_is_eog(self._vocab, tok):
                 return
             yield tok
+            if grammar is not None:
+                grammar.accept(tok)
             if step + 1 < max_new_tokens:
                 tokens = [*tokens, tok]
                 logits = self._last_logits(tokens)
+
+    def close(self) -> None:
+        """Free the compiled grammars (C memory) before the model goes."""
+        if self._grammars is not None:
+            self._grammars.close()
+            self._grammars = None

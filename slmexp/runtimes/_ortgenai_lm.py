@@ -109,8 +109,13 @@ class OrtGenAILM(PrefixLM):
         self._rows = np.concatenate([self._rows[:keep], new]) if keep else new.copy()
         return self._rows
 
-    def _greedy(self, tokens: list[int], max_new_tokens: int) -> Iterator[int]:
-        """The generator's greedy search after `tokens`, stopping at an end-of-sequence token or the budget."""
+    def _greedy(self, tokens: list[int], max_new_tokens: int, constraint: Any = None) -> Iterator[int]:
+        """The generator's greedy search after `tokens`, stopping at an end-of-sequence token or the budget.
+        Unconstrained only: config validation refuses decoding=constrained on this runtime (see ortgenai.py)."""
+        if constraint is not None:
+            from slmexp.errors import SlmexpError
+
+            raise SlmexpError("runtime=ortgenai cannot constrain decoding (decoding.name=constrained)")
         keep = min(self._cached_prefix(tokens), len(tokens) - 1)  # run at least one token: fresh logits
         self._run(tokens, keep)
         self._rows = self._rows[: min(len(self._rows), keep)]  # the prompt's new rows are not kept (see class doc)

@@ -10,8 +10,9 @@ generation with stop strings. Modelled on lm-eval's own `_ONNXLMBase` (engines g
 - `clear_cache()`: forget the evaluated positions (a timed request then pays for its whole prompt);
 - `_logits_for(tokens)`: logits for every position of `tokens` (row i predicts token i+1), reusing the cached
   common prefix; float rows, one per token;
-- `_greedy(tokens, max_new_tokens)`: greedy token ids after `tokens`, stopping at end of generation or the budget
-  (the budget already fits the context window);
+- `_greedy(tokens, max_new_tokens, constraint)`: greedy token ids after `tokens`, stopping at end of generation or
+  the budget (the budget already fits the context window); under a `constraint` (slmexp.decoding, or None) only
+  tokens its grammar allows, ending when the answer is complete;
 - `tok_encode`, `tok_decode`, `eot_token_id` (and `prefix_token_id` where it is not the EOT token).
 
 Requests are scored in token order (lm-eval's sort key), so consecutive requests share the longest prefixes.
@@ -42,6 +43,7 @@ class PrefixLM(TemplateLM):
         self.max_gen_toks = int(max_gen_toks)
         self.last_generated = 0  # tokens of the last greedy_text() call (a chunk can hold several)
         self.request_latencies_s: list[float] = []  # per generate_until request (see generate_until)
+        self.constraints: Any = None  # a slmexp.decoding.ConstraintSpec (decoding=constrained), set by the runtime
 
     # --- the engine's primitives ---
 
@@ -53,8 +55,9 @@ class PrefixLM(TemplateLM):
         """Logits for every position of `tokens` (row i predicts token i+1), reusing the cached common prefix."""
         raise NotImplementedError
 
-    def _greedy(self, tokens: list[int], max_new_tokens: int) -> Iterator[int]:
-        """Greedy ids after `tokens` (which fit the window with the budget), until end of generation or budget."""
+    def _greedy(self, tokens: list[int], max_new_tokens: int, constraint: Any = None) -> Iterator[int]:
+        """Greedy ids after `tokens` (which fit the window with the budget), until end of generation or budget;
+        only ids `constraint`'s grammar allows, when given."""
         raise NotImplementedError
 
     # --- what lm-eval needs besides the three request types ---
@@ -118,20 +121,20 @@ class PrefixLM(TemplateLM):
 
     # --- generation ---
 
-    def greedy_tokens(self, tokens: list[int], max_new_tokens: int) -> Iterator[int]:
+    def greedy_tokens(self, tokens: list[int], max_new_tokens: int, constraint: Any = None) -> Iterator[int]:
         """Greedy ids after `tokens`, left-truncated so that prompt + budget fit the window (as HFLM does)."""
         tokens = tokens[-max(self.max_length - max_new_tokens, 1):] or [self.prefix_token_id]
         max_new_tokens = min(max_new_tokens, self.max_length - len(tokens))
-        return self._greedy(tokens, max_new_tokens)
+        return self._greedy(tokens, max_new_tokens, constraint)
 
-    def greedy_text(self, tokens: list[int], max_new_tokens: int) -> Iterator[str]:
+    def greedy_text(self, tokens: list[int], max_new_tokens: int, constraint: Any = None) -> Iterator[str]:
         """Text chunks of the greedy continuation, each the growth of the decoded text so far: a character whose
         bytes span tokens comes out whole, and the chunks join to exactly `tok_decode` of every generated token
         (U+FFFD included for bytes that never form a character). `last_generated` counts the tokens."""
         ids: list[int] = []
         emitted = ""
         self.last_generated = 0
-        for tok in self.greedy_tokens(tokens, max_new_tokens):
+        for tok in self.greedy_tokens(tokens, max_new_tokens, constraint):
             ids.append(tok)
             self.last_generated += 1
             text = self.tok_decode(ids)
@@ -144,7 +147,8 @@ class PrefixLM(TemplateLM):
         if len(final) > len(emitted) and final.startswith(emitted):
             yield final[len(emitted):]
 
-    def generate(self, tokens: list[int], max_new_tokens: int, until: Sequence[str] | None) -> Iterator[str]:
+    def generate(self, tokens: list[int], max_new_tokens: int, until: Sequence[str] | None,
+                 constraint: Any = None) -> Iterator[str]:
         """Greedy text chunks after `tokens`, cut before the first `until` string (`_stop.StopCut`): decoding ends
         there. The one path of `generate_until` (the accuracy pass) and of the runtimes' timed `stream`, so a
         timed request ends at the same text and token as the scored one. A chunk may be "" (text held back as a
@@ -153,7 +157,7 @@ class PrefixLM(TemplateLM):
         from slmexp.runtimes._stop import StopCut
 
         cut = StopCut(until)
-        chunks = self.greedy_text(tokens, max_new_tokens)
+        chunks = self.greedy_text(tokens, max_new_tokens, constraint)
         try:
             for chunk in chunks:
                 yield cut.feed(chunk)
@@ -173,11 +177,12 @@ class PrefixLM(TemplateLM):
         import time
 
         self.clear_cache()
+        constraint = None if self.constraints is None else self.constraints.for_text(prompt)
         if chat:
             prompt = self.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
         tokens = self.tok_encode(prompt)
         self.last_generated = 0
-        chunks = self.generate(tokens, max_new_tokens, stop)
+        chunks = self.generate(tokens, max_new_tokens, stop, constraint)
         try:
             for text in chunks:
                 yield text, time.perf_counter()
@@ -196,13 +201,14 @@ class PrefixLM(TemplateLM):
         from tqdm import tqdm
 
         out = []
-        for context, gen_kwargs in tqdm([r.args for r in requests], desc=f"{self.label} generate",
-                                        disable=disable_tqdm):
+        for req in tqdm(requests, desc=f"{self.label} generate", disable=disable_tqdm):
+            context, gen_kwargs = req.args
             t0 = time.perf_counter()
             until = gen_kwargs.get("until") or []
             until = [until] if isinstance(until, str) else list(until)
             max_new = int(gen_kwargs.get("max_gen_toks") or self.max_gen_toks)
-            text = "".join(self.generate(self.tok_encode(context), max_new, until))
+            constraint = None if self.constraints is None else self.constraints.for_doc(getattr(req, "doc", None))
+            text = "".join(self.generate(self.tok_encode(context), max_new, until, constraint))
             self.request_latencies_s.append(time.perf_counter() - t0)
             self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
             out.append(text)

@@ -34,6 +34,8 @@ class LlamaCppRuntime:
     remote: ClassVar[bool] = False
     concurrent_requests: ClassVar[bool] = False  # one llama context: requests run one at a time
     speed_note: ClassVar[str] = "in-process: peak_rss_mb includes the model"
+    constrained_decoding: ClassVar[str] = "llama.cpp GBNF"  # decoding=constrained: _llamacpp_grammar
+    scores_choices: ClassVar[bool] = True  # task.formulation=choice: PrefixLM's loglikelihood
     memory_footprint: int | None = None
     last_usage: dict[str, Any] | None = None
 
@@ -83,6 +85,7 @@ class LlamaCppRuntime:
             raise SlmexpError(f"llama.cpp could not load {self.gguf_path}: {e}") from None
         self.load_s = time.perf_counter() - t0
         self._lm: Any = None
+        self._constraints: Any = None
 
     def uses_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
@@ -93,7 +96,15 @@ class LlamaCppRuntime:
             from slmexp.runtimes._llamacpp_lm import LlamaCppLM  # lm-eval: imported when first evaluated
 
             self._lm = LlamaCppLM(self.llm, self.tokenizer)
+            self._lm.constraints = self._constraints
         return self._lm
+
+    def constrain(self, spec: Any) -> None:
+        """Constrain every later generation (accuracy pass and `stream`) to `spec` (slmexp.decoding): llama.cpp's
+        grammar sampler in the greedy loop (slmexp/runtimes/_llamacpp_grammar.py)."""
+        self._constraints = spec
+        if self._lm is not None:
+            self._lm.constraints = spec
 
     def stream(self, prompt: str, max_new_tokens: int, stop: Sequence[str] | None = None
                ) -> Iterator[tuple[str, float]]:
@@ -107,6 +118,8 @@ class LlamaCppRuntime:
 
     def close(self) -> None:
         # Close explicitly: Llama.__del__ at interpreter exit fails once ctypes globals are already gone.
+        if getattr(self, "_lm", None) is not None:
+            self._lm.close()
         if getattr(self, "llm", None) is not None:
             self.llm.close()
         self.llm = None

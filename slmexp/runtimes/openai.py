@@ -72,7 +72,10 @@ class OpenAIRuntime:
     concurrent_requests: ClassVar[bool] = True  # the speed stage may send requests from several threads
     speed_note: ClassVar[str] = ("timings of requests to a remote endpoint: network included; peak_rss_mb is "
                                  "this client's")
+    constrained_decoding: ClassVar[str] = "server: response_format json_schema / tools"  # _openai_structured
+    scores_choices: ClassVar[bool] = False  # chat endpoints return text, no log-likelihoods
     memory_footprint: int | None = None
+    constraints: Any = None  # a slmexp.decoding.ConstraintSpec, set by constrain()
 
     @classmethod
     def check(cls, cfg: DictConfig) -> None:
@@ -206,6 +209,10 @@ class OpenAIRuntime:
             self._lm = _make_chat_lm(self)
         return self._lm
 
+    def constrain(self, spec: Any) -> None:
+        """Ask the endpoint for structured outputs (slmexp/runtimes/_openai_structured.py) in every later request."""
+        self.constraints = spec
+
     @property
     def last_usage(self) -> dict[str, Any] | None:
         return getattr(self._local, "usage", None)
@@ -229,7 +236,13 @@ class OpenAIRuntime:
             kwargs["stop"] = list(stop)[:4]
         if self.stream_usage:
             kwargs["stream_options"] = {"include_usage": True}
-        usage, text = None, []
+        constraint = None if self.constraints is None else self.constraints.for_text(prompt)
+        if constraint is not None:
+            from slmexp.runtimes import _openai_structured as so
+
+            kwargs.update(so.request_fields(constraint))
+        wrapped = constraint is not None and so.wraps(constraint)  # assembled, then yielded as the answer text
+        usage, text, calls = None, [], {}
         try:
             response = self.client().chat.completions.create(**kwargs)
             try:
@@ -237,9 +250,18 @@ class OpenAIRuntime:
                     if chunk.usage is not None:
                         usage = chunk.usage
                     for choice in chunk.choices or []:
+                        for call in (choice.delta.tool_calls if choice.delta else None) or []:
+                            got = calls.setdefault(call.index, {"name": "", "arguments": ""})
+                            got["name"] += (call.function and call.function.name) or ""
+                            got["arguments"] += (call.function and call.function.arguments) or ""
+                            yield "", time.perf_counter()
                         if content := (choice.delta.content if choice.delta else None):
                             text.append(content)
-                            yield content, time.perf_counter()
+                            yield ("" if wrapped else content), time.perf_counter()
+                if wrapped:
+                    message = {"content": "".join(text),
+                               "tool_calls": [{"function": calls[i]} for i in sorted(calls)]}
+                    yield so.answer_text(message, constraint), time.perf_counter()
             finally:
                 response.close()
         except openai.APIStatusError as e:
@@ -345,6 +367,29 @@ def _make_chat_lm(rt: OpenAIRuntime) -> Any:
             out = await super().amodel_call(session, _Slot(), messages, **kwargs)
             if kwargs.get("generate", True) and started:
                 self._timed(started[-1])
+            return out
+
+        def _create_payload(self, messages: Any, *args: Any, **kwargs: Any) -> dict:
+            payload = super()._create_payload(messages, *args, **kwargs)
+            if rt.constraints is not None and kwargs.get("generate", True):
+                from slmexp.runtimes._openai_structured import last_user_content, request_fields
+
+                payload.update(request_fields(rt.constraints.for_text(last_user_content(messages))))
+            return payload
+
+        def parse_generations(self, outputs: Any, **kwargs: Any) -> list[str]:
+            if rt.constraints is None:
+                return super().parse_generations(outputs=outputs, **kwargs)
+            from slmexp.runtimes._openai_structured import answer_text, last_user_content
+
+            given = kwargs.get("contexts")
+            contexts = list(given) if isinstance(given, list | tuple) else [given]
+            out = []
+            for i, reply in enumerate(outputs if isinstance(outputs, list) else [outputs]):
+                context = contexts[min(i, len(contexts) - 1)]
+                constraint = rt.constraints.for_text(last_user_content(context) if context is not None else "")
+                for choice in sorted(reply["choices"], key=lambda c: c.get("index", 0)):
+                    out.append(answer_text(choice.get("message") or {}, constraint))
             return out
 
         def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:

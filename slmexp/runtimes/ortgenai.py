@@ -46,6 +46,13 @@ def check_available() -> None:
                                    f"({sys.executable}); {INSTALL_HINT}")
 
 
+# Why decoding=constrained is refused here (config time, naming decoding.name): see docs/structured-outputs.md.
+ORT_GUIDANCE_NOTE = (
+    "ONNX Runtime GenAI's guidance (GeneratorParams.set_guidance, llguidance inside) is set per generator, while this "
+    "runtime keeps one generator and rewinds it to reuse the shared prompt prefix across requests; serve the "
+    "model with transformers or llama.cpp for constrained runs")
+
+
 class OrtGenAIRuntime:
     """One `onnxruntime_genai.Model` over the exported folder `artifact_path` (CPU execution provider)."""
 
@@ -54,6 +61,9 @@ class OrtGenAIRuntime:
     remote: ClassVar[bool] = False
     concurrent_requests: ClassVar[bool] = False  # one generator: requests run one at a time
     speed_note: ClassVar[str] = "in-process: peak_rss_mb includes the model"
+    scores_choices: ClassVar[bool] = True  # task.formulation=choice: the shared PrefixLM's loglikelihood
+    constrained_decoding: ClassVar[str | None] = None  # refused at config time, naming decoding.name
+    constrained_decoding_note: ClassVar[str] = ORT_GUIDANCE_NOTE
     memory_footprint: int | None = None
     last_usage: dict[str, Any] | None = None
 

@@ -58,8 +58,11 @@ class TransformersRuntime:
     remote: ClassVar[bool] = False
     concurrent_requests: ClassVar[bool] = False  # one generate() at a time; the speed stage runs sequentially
     speed_note: ClassVar[str] = "in-process: peak_rss_mb includes the model"
+    constrained_decoding: ClassVar[str] = "llguidance"  # decoding=constrained: a logits processor (_hf_constrain)
+    scores_choices: ClassVar[bool] = True  # task.formulation=choice: HFLM's loglikelihood
     memory_footprint: int | None = None
     last_usage: dict[str, Any] | None = None
+    constrainer: Any = None  # set by constrain(): slmexp.runtimes._hf_constrain.HFConstrainer
 
     @classmethod
     def check(cls, cfg: DictConfig) -> None:
@@ -113,6 +116,17 @@ class TransformersRuntime:
 
     def uses_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def constrain(self, spec: Any) -> None:
+        """Constrain every later generation (accuracy pass and `stream`) to `spec` (slmexp.decoding)."""
+        from slmexp.runtimes._hf_constrain import HFConstrainer
+
+        self.constrainer = HFConstrainer(spec, self.tokenizer, self._eos_ids())
+
+    def _eos_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        return {int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None} | {
+            int(self.tokenizer.eos_token_id)}
 
     def lm_eval_model(self) -> Any:
         """lm-eval's `HFLM` over the loaded model (one, kept: `stream` renders and tokenizes through it too).
@@ -172,19 +186,21 @@ class TransformersRuntime:
                 return torch.full((input_ids.shape[0],), halt.is_set(), dtype=torch.bool, device=input_ids.device)
 
         failure: list[BaseException] = []
+        constrained = {} if self.constrainer is None else self.constrainer.generation_kwargs(
+            1, self.constrainer.spec.for_text(prompt))
 
         def _generate() -> None:
             try:
                 self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                     max_new_tokens=max_new_tokens, do_sample=False, streamer=_PerToken(),
                                     stopping_criteria=StoppingCriteriaList([_Halt()]),
-                                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+                                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                                    **constrained)
             except BaseException as e:  # surfaced to the caller below
                 failure.append(e)
                 tokens.put(done)
 
-        eos = self.model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        eos_ids = self._eos_ids()
         cut, out_ids, emitted, stamp = StopCut(stop), [], "", 0.0
         worker = threading.Thread(target=_generate, name="slmexp-transformers-generate", daemon=True)
         worker.start()
@@ -231,7 +247,15 @@ def _timed_hflm(rt: TransformersRuntime) -> Any:
     from lm_eval.models.huggingface import HFLM
 
     class TimedHFLM(HFLM):
+        def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+            if rt.constrainer is None:
+                return super().generate_until(requests, disable_tqdm)
+            return rt.constrainer.generate_until(requests, lambda reqs: super(TimedHFLM, self).generate_until(
+                reqs, disable_tqdm))
+
         def _model_generate(self, context: Any, max_length: int, stop: list[str], **kwargs: Any) -> Any:
+            if rt.constrainer is not None:
+                kwargs.update(rt.constrainer.generation_kwargs(int(context.shape[0])))
             t0 = time.perf_counter()
             out = super()._model_generate(context, max_length, stop, **kwargs)
             if context.shape[0] == 1 and rt.batch_size == 1:

@@ -105,6 +105,12 @@ class VLLMRuntime:
     remote: ClassVar[bool] = False
     concurrent_requests: ClassVar[bool] = True  # the speed stage may stream from several threads: the engine batches
     speed_note: ClassVar[str] = "vLLM's engine runs in a subprocess: peak_rss_mb is the parent's and excludes it"
+    scores_choices: ClassVar[bool] = True  # task.formulation=choice: lm-eval's VLLM loglikelihood
+    constrained_decoding: ClassVar[str | None] = None  # not wired yet: config validation refuses, naming the key
+    constrained_decoding_note: ClassVar[str] = (
+        "slmexp does not yet pass vLLM's structured-output parameters (SamplingParams.structured_outputs) through "
+        "lm-eval's vLLM backend; serve the model with `vllm serve` and use runtime=vllm-server (the OpenAI "
+        "runtime), whose response_format / tools vLLM enforces")
     memory_footprint: int | None = None
 
     @classmethod

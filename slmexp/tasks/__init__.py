@@ -203,6 +203,11 @@ def lm_eval_doc(task: Task, split: str, i: int, row: dict[str, Any]) -> dict[str
     if kind.doc_choices:  # the label extractor reads both (slmexp.tasks.extract)
         doc["choices"] = task.labels
         doc["answer_prefix"] = str(cfg.get("answer_prefix") or "")
+        if str(cfg.get("formulation") or "generate") == "choice":  # lm-eval multiple_choice: the gold's index
+            from slmexp.tasks.extract import normalize_label
+
+            labels = [normalize_label(x) for x in task.labels]
+            doc["gold_index"] = labels.index(normalize_label(doc["target"]))
     for key, role in kind.doc_json.items():
         doc[key] = json.dumps(_field(cfg, row, role), ensure_ascii=False)
     return doc
@@ -225,9 +230,11 @@ def write_lm_eval_task(task: Task, out_dir: Path, splits: list[str], use_chat_te
         data_files[split] = str(path.resolve())
     gen = task.cfg.generation
     prefix = task.cfg.get("answer_prefix") or ""
+    choice = str(task.cfg.get("formulation") or "generate") == "choice"
+    template = "classification_choice.yaml" if choice else str(kind_record(task.kind).template)
     cfg: dict[str, Any] = {
         "task": task.lm_eval_name,
-        "include": str(LM_EVAL_TEMPLATES / str(kind_record(task.kind).template)),
+        "include": str(LM_EVAL_TEMPLATES / template),
         "dataset_kwargs": {"data_files": data_files},
         "test_split": splits[0],
         # Models with a chat template get the bare user turn; plain LMs get the answer prefix to continue.
@@ -238,6 +245,9 @@ def write_lm_eval_task(task: Task, out_dir: Path, splits: list[str], use_chat_te
             "do_sample": False,
         },
     }
+    if choice:  # each label scored as the answer: after the chat template's assistant turn, or " label" after
+        del cfg["generation_kwargs"]  # the answer prefix (as slmexp.router scores labels)
+        cfg["target_delimiter"] = "" if use_chat_template else " "
     if "train" in data_files:
         cfg["fewshot_split"] = "train"
     path = out_dir / f"{task.lm_eval_name}.yaml"

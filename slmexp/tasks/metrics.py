@@ -45,6 +45,23 @@ def classification_results(doc: dict[str, Any], results: list[str]) -> dict[str,
     }
 
 
+def classification_choice_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
+    """task.formulation=choice (lm-eval multiple_choice): `results` holds one (log-likelihood, is_greedy) per label
+    in `choices`; the answer is the likeliest label, so it is always a label (valid_label 1.0) and is written
+    exactly (strict_match = exact_match). acc_norm: lm-eval's byte-length-normalised variant, alongside."""
+    lls = [float(r[0]) for r in results]
+    labels = list(doc.get("choices") or [])
+    pred = labels[max(range(len(lls)), key=lls.__getitem__)]
+    norm = [ll / max(len(label.encode("utf-8")), 1) for ll, label in zip(lls, labels, strict=True)]
+    exact = float(same_label(pred, doc["target"]))
+    return {
+        "exact_match": exact,
+        "strict_match": exact,
+        "valid_label": 1.0,
+        "acc_norm": float(same_label(labels[max(range(len(norm)), key=norm.__getitem__)], doc["target"])),
+    }
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # JSON out of free text
 # ---------------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,213 @@
+"""Structured outputs: the `decoding` group (free | constrained) turned into one constraint per prompt.
+
+`decoding=constrained` forces each answer into the task's answer space, on every runtime that can: the
+classification label (exactly one of `task.labels`, as written), the extraction object (a JSON Schema, `task.schema`
+or derived from the gold objects: slmexp.decoding.schema), the tool call (one of the row's offered tools with
+arguments valid under its schema). QA answers are free text: constraining them is refused (a stop string and the
+token budget already bound them).
+
+How it reaches the model: `build(cfg, task)` returns a `ConstraintSpec` before any model loads; the pipeline (and
+the distillation teacher and router, slmexp.teacher) hand it to `runtime.constrain(spec)`; each runtime turns a
+`Constraint` into its own library's form (llama.cpp: GBNF; transformers: llguidance; vLLM: structured-output
+params; openai: `response_format` / `tools`) and applies it to the accuracy pass and to `stream()` (the speed
+stage), which look the constraint up by the prompt (`for_doc`, `for_text`): tool calls differ per row.
+
+This module is imported at config time: it imports nothing heavy (jsonschema when a schema is checked).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from slmexp.decoding.schema import derive_schema, first_violation, schema_problem, string_bound, tool_call_schema
+from slmexp.errors import SlmexpError
+
+MODES = ("free", "constrained")
+FORMULATIONS = ("generate", "choice")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One answer space: `choices` (the output is exactly one of these strings) or `schema` (a JSON Schema the
+    output, a JSON value, satisfies). `task_kind` says what it came from; `tools` (tool calls) are the row's offered
+    tool schemas as written, for endpoints that take `tools` rather than a schema."""
+
+    task_kind: str
+    choices: tuple[str, ...] | None = None
+    schema: Mapping[str, Any] | None = None
+    tools: tuple[Mapping[str, Any], ...] | None = None
+
+    @property
+    def key(self) -> str:
+        """A stable identity (grouping requests that share a constraint; caching compiled grammars)."""
+        return json.dumps({"choices": self.choices, "schema": self.schema}, sort_keys=True)
+
+
+@dataclass
+class ConstraintSpec:
+    """The constraint of every prompt of a task: one shared `default`, or one per rendered user turn (`by_prompt`,
+    tool calls: each row offers its own tools)."""
+
+    task_kind: str
+    default: Constraint | None = None
+    by_prompt: dict[str, Constraint] = field(default_factory=dict)
+
+    def for_doc(self, doc: Mapping[str, Any] | None) -> Constraint:
+        """The constraint of an lm-eval request, from its doc (our docs carry the rendered user turn as `prompt`)."""
+        prompt = (doc or {}).get("prompt")
+        if isinstance(prompt, str) and prompt in self.by_prompt:
+            return self.by_prompt[prompt]
+        if self.default is not None:
+            return self.default
+        raise SlmexpError("decoding=constrained: an evaluation request whose doc matches no task example")
+
+    def for_text(self, text: str) -> Constraint:
+        """The constraint of a request given as text: a user turn, possibly with the prompt suffix or the chat
+        template around it. With per-row constraints, the example whose user turn ends latest in `text` (a
+        few-shot context holds earlier examples' turns first)."""
+        if self.default is not None:
+            return self.default
+        if text in self.by_prompt:
+            return self.by_prompt[text]
+        best, best_end = None, -1
+        for prompt, constraint in self.by_prompt.items():
+            at = text.rfind(prompt)
+            if at >= 0 and (end := at + len(prompt)) > best_end:
+                best, best_end = constraint, end
+        if best is None:
+            raise SlmexpError("decoding=constrained: a request whose prompt matches no task example, so its "
+                              "constraint (the row's offered tools) is unknown")
+        return best
+
+
+def mode(cfg: DictConfig) -> str:
+    """`decoding.name` (free when the group is absent: configs written before the group existed)."""
+    dec = cfg.get("decoding")
+    return str(dec.get("name") or "free") if dec is not None else "free"
+
+
+def formulation(task_cfg: DictConfig) -> str:
+    """`task.formulation`: generate (the answer is generated, then parsed) or choice (the likeliest label)."""
+    return str(task_cfg.get("formulation") or "generate")
+
+
+def check(cfg: DictConfig, runtime_cls: type | None = None) -> None:
+    """Config-time checks of `decoding.name` and `task.formulation` against the task kind and the runtime class
+    (its `constrained_decoding` / `scores_choices` attributes), before any model loads."""
+    from slmexp.origin import fail
+
+    m, form, kind = mode(cfg), formulation(cfg.task), str(cfg.task.kind)
+    if m not in MODES:
+        raise fail("decoding.name", f"{m!r} is not one of {', '.join(MODES)}")
+    if form not in FORMULATIONS:
+        raise fail("task.formulation", f"{form!r} is not one of {', '.join(FORMULATIONS)}")
+    if runtime_cls is None:
+        from slmexp.runtimes import runtime_class
+
+        runtime_cls = runtime_class(cfg.runtime)
+    runtime = str(cfg.runtime.name)
+    if form == "choice":
+        if kind != "classification":
+            raise fail("task.formulation", f"choice scores each of task.labels; task={cfg.task.name} is a {kind} "
+                       "task without labels (use task.formulation=generate)")
+        if not getattr(runtime_cls, "scores_choices", False):
+            raise fail("task.formulation", f"choice needs each label's log-likelihood, which runtime={runtime} "
+                       "does not give (chat endpoints return text); use a local runtime (transformers, llamacpp, "
+                       "ortgenai, vllm) or task.formulation=generate")
+        if m == "constrained":
+            raise fail("decoding.name", "task.formulation=choice already answers one of task.labels (nothing is "
+                       "generated to constrain); use decoding=free with it")
+    if m == "free":
+        return
+    if kind == "qa":
+        raise fail("decoding.name", f"task={cfg.task.name} is a qa task: its answers are free text, with no answer "
+                   "space to constrain (generation already ends at task.generation.until and max_new_tokens); "
+                   "use decoding=free")
+    if kind == "lm_eval":
+        raise fail("decoding.name", "task=lm-eval runs lm-eval's own benchmarks, which define no answer schema; "
+                   "use decoding=free")
+    for role, cls, name in [("", runtime_cls, runtime), *_other_runtimes(cfg)]:
+        if not getattr(cls, "constrained_decoding", None):
+            why = getattr(cls, "constrained_decoding_note", None) or "it has no structured-output support"
+            raise fail("decoding.name", f"{role}runtime={name} cannot constrain decoding: {why}. Runtimes that "
+                       "can: transformers, llamacpp, openai (and its server recipes)")
+    schema = cfg.task.get("schema")
+    if schema is not None:
+        if kind != "extraction":
+            raise fail("task.schema", f"only extraction tasks take a schema (a {kind} task's answer space comes "
+                       "from its " + ("labels" if kind == "classification" else "rows' tools") + ")")
+        container = OmegaConf.to_container(schema, resolve=True) if OmegaConf.is_config(schema) else schema
+        if why := schema_problem(container):
+            raise fail("task.schema", why)
+
+
+def _other_runtimes(cfg: DictConfig) -> list[tuple[str, type, str]]:
+    """(role, runtime class, name) of the job's other models that generate under the same decoding: the
+    distillation teacher and the router's LLM, when enabled."""
+    from slmexp.runtimes import runtime_class
+
+    out = []
+    for role, key in (("distill.teacher: ", "distill.teacher.runtime"), ("router.llm: ", "router.llm.runtime")):
+        owner = key.split(".")[0]
+        if str(OmegaConf.select(cfg, f"{owner}.name", default="none") or "none") == "none":
+            continue
+        rcfg = OmegaConf.select(cfg, key)
+        if rcfg is not None and rcfg.get("_target_"):
+            out.append((role, runtime_class(rcfg), str(rcfg.get("name"))))
+    return out
+
+
+def build(cfg: DictConfig, task: Any) -> ConstraintSpec | None:
+    """The constraint of each prompt of `task` (loaded rows), or None under `decoding=free`.
+
+    Extraction: `task.schema`, else the schema derived from the gold objects of every loaded split; either must
+    accept every loaded gold object (else the constraint would make the right answer impossible: an error naming
+    `task.schema`). Called before any model loads.
+    """
+    if mode(cfg) != "constrained":
+        return None
+    from slmexp.tasks import gold_value, render_prompt
+
+    kind = task.kind
+    if kind == "classification":
+        return ConstraintSpec(kind, default=Constraint(kind, choices=tuple(task.labels)))
+    rows = [(f"{task.files.get(split, split)}:{row.get('_line', i + 1)}", row)
+            for split, split_rows in task.splits.items() for i, row in enumerate(split_rows)]
+    if kind == "extraction":
+        schema = extraction_schema(task)
+        golds = [(where, gold_value(task.cfg, row)) for where, row in rows]
+        if why := first_violation(schema, golds):
+            from slmexp.origin import fail
+
+            raise fail("task.schema", why)
+        return ConstraintSpec(kind, default=Constraint(kind, schema=schema))
+    if kind == "tool_call":
+        tools_field = task.cfg.fields.tools
+        bound = string_bound(gold_value(task.cfg, row)["arguments"] for _where, row in rows)
+        return ConstraintSpec(kind, by_prompt={
+            render_prompt(task.cfg, row): Constraint(kind, schema=tool_call_schema(row[tools_field], bound),
+                                                     tools=tuple(row[tools_field]))
+            for _where, row in rows})
+    raise SlmexpError(f"decoding=constrained: no constraint for task kind {kind!r}")  # check() refused it earlier
+
+
+def extraction_schema(task: Any) -> dict[str, Any]:
+    """`task.schema` as written, else derived from the gold objects of every loaded split (slmexp.decoding.schema)."""
+    from slmexp.tasks import gold_value
+
+    given = task.cfg.get("schema")
+    if given is not None:
+        return OmegaConf.to_container(given, resolve=True) if OmegaConf.is_config(given) else dict(given)
+    return derive_schema(gold_value(task.cfg, row) for rows in task.splits.values() for row in rows)
+
+
+def attach(runtime: Any, spec: ConstraintSpec | None) -> Any:
+    """`runtime` constrained to `spec` (`runtime.constrain(spec)`), or as it is under decoding=free."""
+    if spec is not None:
+        runtime.constrain(spec)
+    return runtime

@@ -1,0 +1,141 @@
+"""JSON Schemas for constrained decoding: derived from a task's gold objects, or the tool-call and label shapes.
+
+Why derive: a task's gold objects already say what an answer looks like (field names, value types, which fields
+every answer has, which may be null), so a user task needs no hand-written schema; `task.schema` overrides the
+derived one where the data cannot say enough (an enum, a pattern). The derived schema is closed
+(`additionalProperties: false`): an answer with invented keys is exactly the kind of wrong thing constraining is
+meant to rule out. Pure Python (json only): imported at config time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+# Derived string fields may be at most this many times the longest gold value (and at least `_MIN_STRING`
+# characters): a small model under a grammar otherwise repeats a word until the token budget cuts the JSON short.
+STRING_SLACK = 2
+_MIN_STRING = 16
+
+_JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null",
+               dict: "object", list: "array"}
+
+
+def _type_name(value: Any) -> str:
+    for py, name in _JSON_TYPES.items():
+        if type(value) is py:
+            return name
+    raise TypeError(f"not a JSON value: {value!r}")
+
+
+def _merge_types(types: set[str]) -> list[str]:
+    if {"integer", "number"} <= types:  # 3 and 3.5 in one field: a number
+        types = types - {"integer"}
+    return sorted(types)
+
+
+def derive_schema(values: Iterable[Any]) -> dict[str, Any]:
+    """The JSON Schema every one of `values` (parsed JSON) satisfies: types seen, per object key whether it is
+    always present (`required`) and whether it was ever null (its type includes "null"), no other keys, strings
+    bounded by `STRING_SLACK` x the longest value seen. Key order is the order keys first appear (a grammar
+    emits them in this order)."""
+    values = list(values)
+    types = {_type_name(v) for v in values}
+    schema: dict[str, Any] = {}
+    if "object" in types:
+        objs = [v for v in values if isinstance(v, dict)]
+        keys: dict[str, list[Any]] = {}
+        for obj in objs:
+            for k, v in obj.items():
+                keys.setdefault(k, []).append(v)
+        schema["properties"] = {k: derive_schema(vs) for k, vs in keys.items()}
+        schema["required"] = [k for k in keys if all(k in obj for obj in objs)]
+        schema["additionalProperties"] = False
+    if "array" in types:
+        items = [x for v in values if isinstance(v, list) for x in v]
+        if items:
+            schema["items"] = derive_schema(items)
+    if "string" in types:
+        longest = max(len(v) for v in values if isinstance(v, str))
+        schema["maxLength"] = max(_MIN_STRING, STRING_SLACK * longest)
+    merged = _merge_types(types)
+    schema = {"type": merged[0] if len(merged) == 1 else merged, **schema}
+    return schema
+
+
+def closed(schema: Mapping[str, Any], max_string: int | None = None) -> dict[str, Any]:
+    """A copy of an object schema that admits no keys it does not list (nested objects too), as a tool's
+    arguments are scored (slmexp.tasks.metrics.schema_errors counts unknown keys as errors); free strings (no
+    enum, no length of their own) at most `max_string` characters when given."""
+    out = dict(schema)
+    if out.get("type") == "object" or "properties" in out:
+        out.setdefault("properties", {})
+        out["properties"] = {k: closed(v, max_string) if isinstance(v, Mapping) else v
+                             for k, v in out["properties"].items()}
+        out.setdefault("additionalProperties", False)
+    if isinstance(out.get("items"), Mapping):
+        out["items"] = closed(out["items"], max_string)
+    if max_string and out.get("type") == "string" and not ({"enum", "const", "maxLength"} & set(out)):
+        out["maxLength"] = max_string
+    return out
+
+
+def string_bound(values: Iterable[Any]) -> int:
+    """`STRING_SLACK` x the longest string anywhere in `values` (nested too), at least `_MIN_STRING`: the bound
+    of free strings derived from a task's gold answers."""
+    def strings(v: Any) -> Iterable[str]:
+        if isinstance(v, str):
+            yield v
+        elif isinstance(v, Mapping):
+            for x in v.values():
+                yield from strings(x)
+        elif isinstance(v, list):
+            for x in v:
+                yield from strings(x)
+
+    return max([_MIN_STRING, *(STRING_SLACK * len(s) for v in values for s in strings(v))])
+
+
+def tool_call_schema(tools: Sequence[Mapping[str, Any]], max_string: int | None = None) -> dict[str, Any]:
+    """A call `{"name": <one offered tool>, "arguments": <valid under that tool's parameters>}`: one branch per
+    tool, so the arguments are checked against the schema of the tool actually named. Free string arguments at
+    most `max_string` characters when given (a bound derived from the gold calls: `string_bound`)."""
+    branches = []
+    for tool in tools:
+        fn = tool.get("function", tool)
+        params = closed(fn.get("parameters") or {"type": "object", "properties": {}}, max_string)
+        branches.append({"type": "object", "properties": {"name": {"const": fn["name"]}, "arguments": params},
+                         "required": ["name", "arguments"], "additionalProperties": False})
+    return branches[0] if len(branches) == 1 else {"anyOf": branches}
+
+
+def schema_problem(schema: Any) -> str | None:
+    """Why `schema` is not a usable JSON Schema (checked by jsonschema's meta-schema), or None."""
+    if not isinstance(schema, Mapping) or not schema:
+        return f"must be a non-empty JSON Schema object, got {json.dumps(schema, default=str)[:80]}"
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(dict(schema))
+    except SchemaError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "(root)"
+        return f"is not a valid JSON Schema at {where}: {e.message}"
+    if schema.get("type") not in ("object", None) and "anyOf" not in schema:
+        return f"must describe a JSON object (type: object), got type {schema.get('type')!r}"
+    return None
+
+
+def first_violation(schema: Mapping[str, Any], values: Iterable[tuple[str, Any]]) -> str | None:
+    """`where: why` for the first value (paired with where it came from) the schema rejects, or None: a schema
+    that rejects a gold answer would force every model to be wrong on it."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(dict(schema))
+    for where, value in values:
+        err = next(iter(validator.iter_errors(value)), None)
+        if err is not None:
+            path = "/".join(str(p) for p in err.absolute_path) or "(root)"
+            return f"{where}: the gold answer fails it at {path}: {err.message}"
+    return None
