@@ -128,14 +128,14 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
 
         distill.validate(cfg)
         router.validate(cfg)
+        from slmexp import decoding
+
+        decoding.check(cfg)
         from slmexp.runtimes import runtime_class
 
         preflight = getattr(runtime_class(cfg.runtime), "preflight", None)
         if preflight is not None:  # e.g. an endpoint that is down: refused now, before any model is resolved
             preflight(cfg)
-        from slmexp import decoding
-
-        decoding.check(cfg)
         needs_train = cfg.adapter.name != "none"
         splits = [str(cfg.eval.split)]
         if needs_train or int(cfg.eval.get("num_fewshot") or 0) > 0:
