@@ -107,9 +107,9 @@ def _response(sample: dict[str, Any]) -> Any:
 
 
 def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_template: bool,
-             bench_prompts: int = 0) -> EvalResult:
+             bench_prompts: int = 0, cache: Path | None = None) -> EvalResult:
     """Run lm-eval on `task`'s `eval_cfg.split` (or the lm-eval tasks it names); write results.json and
-    samples.jsonl under out_dir."""
+    samples.jsonl under out_dir. `cache`: lm-eval's request cache for this model (slmexp.gencache), or None."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
@@ -144,6 +144,7 @@ def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_
         numpy_random_seed=1234,
         torch_random_seed=1234,
         fewshot_random_seed=1234,
+        use_cache=None if cache is None else str(cache),
     )
     wall_s = time.perf_counter() - t0
     per_task = {name: _clean_metrics(results["results"][name]) for name in names}

@@ -117,7 +117,7 @@ def measure(lm: Any, parent_path: Path, texts: list[str], *, max_tokens: int = 5
 
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(str(parent_path))
-    parent = AutoModelForCausalLM.from_pretrained(str(parent_path), torch_dtype=torch.float32)
+    parent = AutoModelForCausalLM.from_pretrained(str(parent_path), dtype=torch.float32)
     parent.eval()
     stats = []
     try:

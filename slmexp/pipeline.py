@@ -225,10 +225,14 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
         if artifact.block is not None and artifact.kind == "checkpoint":  # quantized while loading (bitsandbytes)
             artifact.block["memory_footprint_bytes"] = getattr(runtime, "memory_footprint", None)
             record.set("quantization", artifact.block)
+    from slmexp import gencache
+
+    gen_cache = gencache.open_for(cfg, artifact.path or model_path, runtime_adapter, remote)  # eval.cache=true
     with runtime:
         with _stage(record, "evaluate", state), ContentionGuard(threshold, workload) as guard:
             result = evaluate(runtime.lm_eval_model(), task, cfg.eval, run_dir / "lm_eval",
-                              runtime.uses_chat_template(), bench_prompts=n_bench)
+                              runtime.uses_chat_template(), bench_prompts=n_bench,
+                              cache=None if gen_cache is None else gen_cache["file"])
         load_windows["evaluate"] = guard.result
         record.set("metrics", {
             "task": task.name,
@@ -247,6 +251,8 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
             "eval_wall_s": round(result.wall_s, 3),
             "eval_examples_per_s": round(result.n_examples / result.wall_s, 3) if result.wall_s else None,
         }
+        if gen_cache is not None:
+            record.data["metrics"]["generation_cache"] = gencache.block(gen_cache, result.n_examples)
         if result.accuracy_pass:  # per-request latency of the accuracy pass itself, where the runtime timed it
             speed["accuracy_pass"] = result.accuracy_pass
         if task.kind == "lm_eval":
