@@ -88,6 +88,7 @@ def test_smollm2_q4_k_m_rung_records_fidelity_against_its_dequantized_parent(tmp
                                           "ppl_ratio", "n_tokens", "wall_s")}))
 
 
+@pytest.mark.slow  # a tiny job through the pipeline
 def test_bnb_run_records_fidelity_against_its_checkpoint(tiny_overrides, tmp_path) -> None:
     """The pipeline's fidelity stage on a bitsandbytes run (read through lm-eval's HFLM): the record names the parent
     (a real checkpoint: not dequantized) and the figures are those of a lightly perturbed model."""
@@ -101,3 +102,21 @@ def test_bnb_run_records_fidelity_against_its_checkpoint(tiny_overrides, tmp_pat
     assert fid["parent"]["dequantized"] is False and fid["parent"]["name"] == "tiny-llama"
     assert fid["n_texts"] == 3 and fid["n_tokens"] > 100 and "fidelity" in rec["run"]["stages_s"]
     assert 0 < fid["kld_mean"] < 0.5 and fid["top1_agreement_pct"] > 50 and 0.5 < fid["ppl_ratio"] < 2
+
+
+@pytest.mark.slow  # two ONNX exports of the tiny llama
+@pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("onnxruntime_genai", "onnx_ir")),
+                    reason="onnxruntime-genai and onnx-ir are the optional `ortgenai` extra")
+def test_onnx_int4_drifts_further_than_fp32(tiny_model_dir, tmp_path) -> None:
+    from slmexp.quantize.onnx import export_onnx
+    from slmexp.runtimes.ortgenai import OrtGenAIRuntime
+
+    texts = ["Where is my order? It was due on Monday.", GENERIC_TEXT]
+    got = {}
+    for precision in ("fp32", "int4"):
+        export = export_onnx(tiny_model_dir, tmp_path, precision, threads=1)
+        with OrtGenAIRuntime(str(tiny_model_dir), artifact_path=str(export.path), threads=1, max_length=512) as rt:
+            got[precision] = measure(rt.lm_eval_model(), tiny_model_dir, texts)
+    assert got["fp32"]["kld_mean"] < 1e-4 and got["fp32"]["top1_agreement_pct"] == 100.0
+    assert got["int4"]["kld_mean"] > 10 * got["fp32"]["kld_mean"]
+    assert abs(got["fp32"]["ppl_ratio"] - 1) < 1e-3

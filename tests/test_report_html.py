@@ -35,7 +35,7 @@ def test_page_is_self_contained_with_claims_and_fidelity(sweep: Path) -> None:  
     md = paths["md"].read_text()
     assert "**Quantization fidelity.**" in md and "0.0421" in md and "91.5" in md
     assert "smollm2-135m+lora (dequantized from GGUF Q4_1)" in md and 'id="fidelity-table"' in page
-    assert write_report(sweep)["html"].read_text(encoding="utf-8") == page  # byte-identical rebuild
+    # byte-identical rebuilds: tests/test_report.py::test_outputs_deterministic_and_well_formed (html included)
 
 
 def test_external_references_are_found() -> None:
