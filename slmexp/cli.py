@@ -51,11 +51,16 @@ def _app(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    """Console-script entry point: `slmexp report DIR ...` rebuilds a report; anything else is a Hydra job."""
+    """Console-script entry point: `slmexp report DIR ...` rebuilds a report, `slmexp rescore DIR` re-scores stored
+    generations; anything else is a Hydra job."""
     if len(sys.argv) > 1 and sys.argv[1] == "report":
         from slmexp.report import main as report_main
 
         sys.exit(report_main(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "rescore":
+        from slmexp.rescore import main as rescore_main
+
+        sys.exit(rescore_main(sys.argv[2:]))
     from slmexp.cli_errors import run_app
 
     run_app(_app)  # config errors in one line; a failed sweep report fails the exit status

@@ -38,6 +38,7 @@ class EvalResult:
     formulation: str
     generation: dict[str, Any] | None = None
     accuracy_pass: dict[str, Any] | None = None
+    generations_path: Path | None = None  # the per-example store (slmexp.generations), next to out_dir
 
 
 def _clean_metrics(task_results: dict[str, Any]) -> dict[str, float]:
@@ -106,9 +107,9 @@ def _response(sample: dict[str, Any]) -> Any:
 
 
 def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_template: bool,
-             bench_prompts: int = 0) -> EvalResult:
+             bench_prompts: int = 0, cache: Path | None = None) -> EvalResult:
     """Run lm-eval on `task`'s `eval_cfg.split` (or the lm-eval tasks it names); write results.json and
-    samples.jsonl under out_dir."""
+    samples.jsonl under out_dir. `cache`: lm-eval's request cache for this model (slmexp.gencache), or None."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
@@ -143,6 +144,7 @@ def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_
         numpy_random_seed=1234,
         torch_random_seed=1234,
         fewshot_random_seed=1234,
+        use_cache=None if cache is None else str(cache),
     )
     wall_s = time.perf_counter() - t0
     per_task = {name: _clean_metrics(results["results"][name]) for name in names}
@@ -172,6 +174,11 @@ def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_
                     **{m: s[m] for m in metric_names if m in s},
                 }
                 f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    from slmexp import generations  # the per-example store in the run dir (`slmexp rescore` re-scores it)
+
+    names_by_task = {name: set(per_task.get(name) or metrics) for name in results.get("samples", {})}
+    generations_path = generations.write(out_dir.parent / generations.GENERATIONS_NAME, generations.rows_from_samples(
+        results.get("samples", {}), task.kind, names_by_task, _response))
     results_path = out_dir / "results.json"
     summary = {k: v for k, v in results.items() if k != "samples"}
     results_path.write_text(json.dumps(summary, indent=2, default=str))
@@ -184,7 +191,7 @@ def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_
         formulation = f"{output}/{'chat_template' if use_chat_template else 'plain'}/{num_fewshot}-shot"
     return EvalResult(metrics, n, wall_s, samples_path, results_path, formulation,
                       generation=_generation(results, use_chat_template),
-                      accuracy_pass=_accuracy_pass(lm, latencies))
+                      accuracy_pass=_accuracy_pass(lm, latencies), generations_path=generations_path)
 
 
 def _generation(results: dict[str, Any], use_chat_template: bool) -> dict[str, Any] | None:

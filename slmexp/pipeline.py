@@ -230,10 +230,14 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
         if artifact.block is not None and artifact.kind == "checkpoint":  # quantized while loading (bitsandbytes)
             artifact.block["memory_footprint_bytes"] = getattr(runtime, "memory_footprint", None)
             record.set("quantization", artifact.block)
+    from slmexp import gencache
+
+    gen_cache = gencache.open_for(cfg, artifact.path or model_path, runtime_adapter, remote)  # eval.cache=true
     with runtime:
         with _stage(record, "evaluate", state), ContentionGuard(threshold, workload) as guard:
             result = evaluate(runtime.lm_eval_model(), task, cfg.eval, run_dir / "lm_eval",
-                              runtime.uses_chat_template(), bench_prompts=n_bench)
+                              runtime.uses_chat_template(), bench_prompts=n_bench,
+                              cache=None if gen_cache is None else gen_cache["file"])
         load_windows["evaluate"] = guard.result
         record.set("metrics", {
             "task": task.name,
@@ -246,12 +250,15 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
             "values": result.metrics,
             "samples": str(result.samples_path.relative_to(run_dir)),
             "lm_eval_results": str(result.results_path.relative_to(run_dir)),
+            "generations": str(result.generations_path.relative_to(run_dir)) if result.generations_path else None,
         })
         speed: dict[str, Any] = {
             "load_s": round(getattr(runtime, "load_s", 0.0), 3),
             "eval_wall_s": round(result.wall_s, 3),
             "eval_examples_per_s": round(result.n_examples / result.wall_s, 3) if result.wall_s else None,
         }
+        if gen_cache is not None:
+            record.data["metrics"]["generation_cache"] = gencache.block(gen_cache, result.n_examples)
         if result.accuracy_pass:  # per-request latency of the accuracy pass itself, where the runtime timed it
             speed["accuracy_pass"] = result.accuracy_pass
         if task.kind == "lm_eval":
@@ -287,6 +294,10 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
                 if energy:
                     speed["energy"] = energy
             load_windows["benchmark"] = guard.result
+        fid = cfg.eval.get("fidelity") or {}
+        if int(fid.get("n_prompts") or 0) > 0 and model_path is not None and adapter_path is None and (
+                str(cfg.quantization.kind) != "none" or artifact.kind not in ("checkpoint", "endpoint")):
+            _fidelity(cfg, task, runtime, Path(model_path), record, state)
         peaks = state["peak_rss_mb"]
         speed["peak_rss_mb"] = max([peak_rss_mb(), *(peaks[s] for s in SERVING_STAGES if s in peaks)])
         speed["peak_rss_by_stage_mb"] = dict(peaks)
@@ -304,6 +315,24 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
             cost = compute(cfg.cost, cfg.runtime, speed, values.get(str(cfg.task.primary_metric)))
             if cost is not None:
                 record.set("cost", cost)
+
+
+def _fidelity(cfg: DictConfig, task: Any, runtime: Any, parent: Path, record: RunRecord,
+              state: dict[str, Any]) -> None:
+    """The quantized model against its full-precision parent (slmexp.fidelity) into the record's `fidelity`."""
+    from slmexp.fidelity import measure, texts_for
+
+    fid = cfg.eval.fidelity
+    with _stage(record, "fidelity", state):
+        block = measure(runtime.lm_eval_model(), parent, texts_for(task, str(cfg.eval.split), int(fid.n_prompts)),
+                        max_tokens=int(fid.get("max_tokens") or 512))
+    model = record.data.get("model") or {}
+    note = model.get("weights_provenance")
+    block["parent"] = {"name": f"{cfg.model.name}" + (f"+{cfg.adapter.name}" if cfg.adapter.name != "none" else ""),
+                       "path": str(parent), "dequantized": bool(note), "dequantized_note": note,
+                       "sha256": None if cfg.adapter.name != "none" else (record.data.get("provenance") or {}).get(
+                           "model_sha256")}
+    record.set("fidelity", block)
 
 
 def _calibration(task: Any) -> Any:

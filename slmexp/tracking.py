@@ -107,7 +107,8 @@ def _log_job(logger_cfg: DictConfig, record: dict[str, Any], run_dir: Path) -> P
 
 
 def log_sweep(logger_cfg: DictConfig | None, sweep_dir: Path, paths: dict[str, Any]) -> Path | None:
-    """The sweep's own wandb run (job_type report): the comparison table as a wandb.Table, the plots as images."""
+    """The sweep's own wandb run (job_type report): the comparison table as a wandb.Table, the plots as images, and
+    `examples`: one wandb.Table with every arm's answer (and right/wrong) to every example, side by side."""
     if not enabled(logger_cfg):
         return None
     try:
@@ -125,6 +126,11 @@ def log_sweep(logger_cfg: DictConfig | None, sweep_dir: Path, paths: dict[str, A
             if images:
                 wb.log(images)
             wb.summary["comparison_md"] = Path(paths["md"]).read_text()
+            from slmexp.report.examples import examples_table
+
+            cols, rows = examples_table(sweep_dir)  # every arm's answer to every example, side by side
+            if rows:
+                wb.log({"examples": wandb.Table(columns=cols, data=rows)})
             out = Path(wb.dir).parent
         finally:
             wb.finish()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from slmexp.record import RECORD_NAME
 from slmexp.report.collect import _size_mb, collect
+from slmexp.report.html import ReviewerView
 from slmexp.report.plots import SVG_HASHSALT, _plot, pareto_front
 from slmexp.report.render import tex_escape, to_csv, to_latex, to_markdown, write_text
 from slmexp.report.router import router_rows, write_router_report
@@ -112,15 +113,17 @@ def build_report(root: Path, out_dir: Path | None = None, baseline: str | None =
 
     Returns:
         {"md", "csv", "tex", "accuracy_vs_latency_png", ..._svg, "accuracy_vs_cost_png", ..._svg} -> path, plus
-        {"router_md", "router_csv", "router_png", "router_svg"} when some run routed.
+        {"router_md", "router_csv", "router_png", "router_svg"} when some run routed, and "flips_json", "html"
+        (the self-contained report.html).
     """
     root = Path(root)
     out = Path(out_dir) if out_dir is not None else root
     out.mkdir(parents=True, exist_ok=True)
     records = collect(root)
     df = build_table(records, baseline=baseline)
+    reviewer = ReviewerView(records, df)  # flips, quantization fidelity, every arm's answers (report.html)
     paths = {
-        "md": write_text(out / "comparison.md", to_markdown(df, caption)),
+        "md": write_text(out / "comparison.md", to_markdown(df, caption) + reviewer.markdown),
         "csv": write_text(out / "comparison.csv", to_csv(df)),
         "tex": write_text(out / "comparison.tex", to_latex(df, caption)),
     }
@@ -135,6 +138,7 @@ def build_report(root: Path, out_dir: Path | None = None, baseline: str | None =
         png, svg = _plot(df, xcol, xlabel, title, missing, out / name)
         paths[f"{name}_png"], paths[f"{name}_svg"] = png, svg
     paths.update(write_router_report(records, out))  # router runs: a row per threshold and the accuracy-cost curve
+    paths.update(reviewer.write(out, df, caption, paths, root.resolve().name))  # flips.json, report.html
     return paths
 
 
