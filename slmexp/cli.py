@@ -20,10 +20,15 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="config")
 def _app(cfg: DictConfig) -> float | None:
     """One job; returns the run's `optimized_metric` (on `eval.split`) for a sweeper such as Optuna."""
+    from slmexp import distributed
     from slmexp.errors import SlmexpError
     from slmexp.pipeline import _hydra_context, objective, run_job
     from slmexp.summary import print_summary
 
+    if distributed.is_worker():  # accelerate launch rank > 0: trains its shard, writes nothing (rank 0 records)
+        from slmexp.dp_worker import worker_job
+
+        return worker_job(cfg)
     run_dir, _sweep, _job, multirun = _hydra_context()
     try:
         record = run_job(cfg)
@@ -62,7 +67,9 @@ def main() -> None:
 
         sys.exit(rescore_main(sys.argv[2:]))
     from slmexp.cli_errors import run_app
+    from slmexp.distributed import worker_argv
 
+    sys.argv = worker_argv(sys.argv)  # under accelerate launch: one run dir, rank 0's
     run_app(_app)  # config errors in one line; a failed sweep report fails the exit status
 
 

@@ -124,10 +124,11 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
 
     with _stage(record, "validate", state):
         slm_config.validate(cfg)
-        from slmexp import distill, router
+        from slmexp import distill, distributed, router
 
         distill.validate(cfg)
         router.validate(cfg)
+        distributed.validate(cfg)
         from slmexp import decoding
 
         decoding.check(cfg)
@@ -180,6 +181,8 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
                 task = distill.run(cfg, task, run_dir, record)
         with _stage(record, "train", state):
             result = cached_or_train(cfg, task, resolved, run_dir / "train")
+        result.block.update(distributed.train_block())  # under accelerate launch: rank 0, trained with N ranks
+        distributed.leave()  # from here on one process: merge is done, evaluation runs on rank 0 alone
         record.set("train", result.block)
         if result.merged_dir is not None:
             eval_path = result.merged_dir

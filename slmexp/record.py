@@ -109,6 +109,9 @@ def flatten(obj: Any, sep: str = ".", prefix: str = "") -> dict[str, Any]:
     return {prefix: obj}
 
 
+_SLURM_VARS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_PARTITION", "SLURM_JOB_NODELIST")
+
+
 def provenance(seed: int | None, data_sha256: dict[str, str], model_sha256: str | None) -> dict[str, Any]:
     versions = {}
     for pkg in _PACKAGES:
@@ -125,6 +128,8 @@ def provenance(seed: int | None, data_sha256: dict[str, str], model_sha256: str 
         "argv": redact(list(sys.argv)),
         "pid": os.getpid(),  # multirun jobs share a process unless a launcher (joblib, SLURM) spreads them
         "host": platform.node(),
+        # The scheduler's ids when a launcher ran this job as a SLURM job (hydra/launcher=slurm): sacct/scontrol key.
+        "slurm": {k.lower(): v for k, v in os.environ.items() if k in _SLURM_VARS} or None,
         "seed": seed,
         "data_sha256": data_sha256,
         "model_sha256": model_sha256,

@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from slmexp import distributed
 from slmexp.errors import DataError
 from slmexp.origin import fail
 from slmexp.tasks import Task, chat_messages, render_prompt, render_target
@@ -118,7 +119,7 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
     dtype = getattr(torch, str(cfg.model.dtype)) if cfg.model.dtype != "auto" else "auto"
     model = AutoModelForCausalLM.from_pretrained(
         base_path, dtype=dtype, quantization_config=quant, trust_remote_code=trust, use_safetensors=True,
-        device_map={"": device} if quant is not None else None,
+        device_map={"": distributed.device_map_device(device)} if quant is not None else None,
     )
     if quant is not None:
         from peft import prepare_model_for_kbit_training
@@ -168,6 +169,8 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
     t0 = time.perf_counter()
     output = trainer.train()
     wall_s = time.perf_counter() - t0
+    if distributed.is_worker():  # rank > 0 under accelerate launch: rank 0 saves, merges and records
+        return TrainResult(out_dir, None, {})
     history = trainer.state.log_history
     train_losses, eval_losses = _losses(history)
 

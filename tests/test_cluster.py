@@ -1,0 +1,148 @@
+"""Sweeps on a real scheduler: a one-node SLURM cluster on this machine (scripts/slurm-local.sh: Debian's slurm-wlm
++ munge) takes a 2-job sweep through `hydra/launcher=slurm` (hydra-submitit-launcher), and the same sweep through
+`hydra/launcher=submitit_local`. Both check what a cluster user relies on: one scheduler job per sweep job, each
+writing its record, and the sweep's report written once the jobs are done."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_sweeps import ENV, base_args, records
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "slurm-local.sh"
+JOBCOMP = Path("/var/log/slurm/jobcomp.log")
+
+
+def _why_no_slurm() -> str | None:
+    """None when this machine can run the cluster (slurm installed, or root with apt-get to install it)."""
+    have = all(shutil.which(b) for b in ("slurmctld", "slurmd", "munged", "sbatch"))
+    if os.geteuid() != 0:
+        return "scripts/slurm-local.sh needs root (daemons, /etc/slurm)"
+    if not have and not shutil.which("apt-get"):
+        return "no slurm-wlm installed and no apt-get to install it"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """The one-node cluster, brought up by the project's script; stopped afterwards if this test started it."""
+    why = _why_no_slurm()
+    if why:
+        pytest.skip(why)
+    was_up = subprocess.run([str(SCRIPT), "status"], capture_output=True).returncode == 0
+    t0 = time.perf_counter()
+    up = subprocess.run([str(SCRIPT), "up"], capture_output=True, text=True, timeout=900)
+    assert up.returncode == 0, up.stdout + up.stderr
+    print(f"\nslurm-local up in {time.perf_counter() - t0:.1f} s: {up.stdout.strip().splitlines()[-1]}")
+    yield
+    if not was_up:
+        subprocess.run([str(SCRIPT), "down"], capture_output=True, timeout=120)
+
+
+def _jobcomp(job_ids: set[str]) -> dict[str, dict[str, str]]:
+    """The finished jobs' lines of the cluster's job-completion log (jobcomp/filetxt), by job id."""
+    out = {}
+    for line in JOBCOMP.read_text().splitlines() if JOBCOMP.exists() else []:
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        if fields.get("JobId") in job_ids:
+            out[fields["JobId"]] = fields
+    return out
+
+
+@pytest.mark.slow
+def test_slurm_sweep_runs_each_job_as_a_slurm_job_and_reports(slurm_cluster, tiny_model_dir, tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    args = [*base_args(tiny_model_dir, tmp_path, sweep), "seed=1,2", "hydra/launcher=slurm",
+            "hydra.launcher.partition=local", "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=1",
+            "hydra.launcher.mem_gb=3", "hydra.launcher.timeout_min=20"]
+    t0 = time.perf_counter()
+    out = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=1200)
+    wall = time.perf_counter() - t0
+    assert out.returncode == 0, out.stderr[-3000:]
+    recs = records(sweep)
+    assert sorted(recs) == ["0", "1"] and all(r["run"]["status"] == "finished" for r in recs.values())
+    slurm = {k: r["provenance"]["slurm"] for k, r in recs.items()}
+    assert all(s and s["slurm_job_partition"] == "local" for s in slurm.values()), slurm
+    ids = {s["slurm_job_id"] for s in slurm.values()}
+    assert len(ids) == 2  # one scheduler job per sweep job
+    assert len({s["slurm_array_job_id"] for s in slurm.values()}) == 1  # submitted as one job array
+    assert {p.name for p in (sweep / ".submitit").iterdir() if p.is_dir()} >= {
+        f"{s['slurm_array_job_id']}_{s['slurm_array_task_id']}" for s in slurm.values()}
+    done = _jobcomp(ids)
+    assert sorted(done) == sorted(ids) and {d["JobState"] for d in done.values()} == {"COMPLETED"}, done
+    for jid in ids:  # the controller still knows them (MinJobAge): what `scontrol show job` says
+        show = subprocess.run(["scontrol", "show", "job", jid], capture_output=True, text=True).stdout
+        assert "JobState=COMPLETED" in show and "Partition=local" in show, show
+    md = (sweep / "comparison.md").read_text()
+    assert "±" in md  # the two seeds' records made one mean ± std row of the sweep's table
+    jobs = [done[slurm[k]["slurm_job_id"]] | {"sweep_job": k} for k in sorted(slurm)]
+    print(f"\nSLURM sweep in {wall:.0f} s; jobs " + ", ".join(
+        f"{d['JobId']} (sweep job {d['sweep_job']}: {d['JobState']} on {d['NodeList']}, {d['StartTime']} to "
+        f"{d['EndTime']})" for d in jobs) + "\n" + md)
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep_runs_jobs_in_their_own_processes(tiny_model_dir, tmp_path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    args = [*base_args(tiny_model_dir, tmp_path, sweep), "seed=1,2", "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=20"]
+    out = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=1200)
+    assert out.returncode == 0, out.stderr[-3000:]
+    recs = records(sweep)
+    assert sorted(recs) == ["0", "1"] and all(r["run"]["status"] == "finished" for r in recs.values())
+    assert all(r["provenance"]["slurm"] is None for r in recs.values())
+    # submitit's local executor: one process per job, with its logs and pickled result under .submitit/<job id>/
+    assert len({r["provenance"]["pid"] for r in recs.values()}) == 2
+    results = list((sweep / ".submitit").glob("*/*_result.pkl"))
+    assert len(results) == 2, sorted(p.name for p in (sweep / ".submitit").rglob("*"))
+    assert json.loads((sweep / "0" / "run.json").read_text())["run"]["job"] == 0
+    assert "±" in (sweep / "comparison.md").read_text()
+
+
+@pytest.fixture()
+def ray_head(tmp_path):
+    """A Ray head on 127.0.0.1 (2 CPUs, no dashboard), as `ray start --head` on a cluster's head node; then stopped."""
+    pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
+    import socket
+    import sys
+
+    ray_cli = Path(sys.executable).parent / "ray"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    up = subprocess.run([str(ray_cli), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                        capture_output=True, text=True, timeout=300, env=ENV)
+    assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+    print(f"\nray head up on 127.0.0.1:{port} in {time.perf_counter() - t0:.1f} s")
+    yield f"127.0.0.1:{port}"
+    subprocess.run([str(ray_cli), "stop"], capture_output=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_ray_sweep_runs_jobs_as_tasks_on_a_local_ray_head(ray_head, tiny_model_dir, tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    args = [*base_args(tiny_model_dir, tmp_path, sweep), "seed=1,2", "hydra/launcher=ray"]
+    t0 = time.perf_counter()
+    out = subprocess.run(args, env={**ENV, "RAY_ADDRESS": ray_head}, capture_output=True, text=True, timeout=1200)
+    wall = time.perf_counter() - t0
+    assert out.returncode == 0, out.stderr[-3000:]
+    port = ray_head.rsplit(":", 1)[1]  # joined that head (Ray names it by the host's address), not a new instance:
+    assert "Connecting to existing Ray cluster" in out.stderr and f":{port}, 2.0 CPUs" in out.stdout + out.stderr
+    recs = records(sweep)
+    assert sorted(recs) == ["0", "1"] and all(r["run"]["status"] == "finished" for r in recs.values())
+    pids = {r["provenance"]["pid"] for r in recs.values()}
+    assert len(pids) == 2  # two Ray worker processes, not the submitting one
+    assert "±" in (sweep / "comparison.md").read_text()
+    print(f"ray sweep: 2 jobs in {wall:.0f} s, worker pids {sorted(pids)}")
