@@ -66,8 +66,11 @@ def main() -> None:
         from slmexp.rescore import main as rescore_main
 
         sys.exit(rescore_main(sys.argv[2:]))
+    from slmexp import secrets
     from slmexp.cli_errors import run_app
     from slmexp.distributed import worker_argv
+
+    secrets.install_record_factory(sys.argv)  # before Hydra logs the overrides of a multirun's jobs
 
     sys.argv = worker_argv(sys.argv)  # under accelerate launch: one run dir, rank 0's
     run_app(_app)  # config errors in one line; a failed sweep report fails the exit status

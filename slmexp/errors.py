@@ -17,6 +17,10 @@ class ConfigError(SlmexpError):
         super().__init__(f"{key}: {message}{where}")
 
 
+class EndpointError(SlmexpError):
+    """An OpenAI-compatible endpoint could not be reached or answered with an error (runtime=openai)."""
+
+
 class DataError(SlmexpError):
     """A data file is missing or malformed; the message carries file:line."""
 

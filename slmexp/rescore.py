@@ -149,9 +149,9 @@ def rescore_run(run_dir: Path) -> dict[str, Any]:
     primary = metrics.get("primary")
     cost = record.get("cost")
     if isinstance(cost, dict) and primary in changed and cost.get("basis") != "routed":
-        from slmexp.cost import _per_correct
+        from slmexp.cost import per_correct
 
-        _per_correct(cost, cost.get("usd_per_1k_requests"), values.get(primary))
+        per_correct(cost, cost.get("usd_per_1k_requests"), values.get(primary))
     write_json_atomic(run_dir / RECORD_NAME, record)
     out.update(status="rescored", changed=changed)
     return out

@@ -178,6 +178,36 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+_factory_installed = False
+
+
+def install_record_factory(argv: list[str] | None = None) -> None:
+    """Redact every log record as it is made, whoever logs it: learn the secrets in `argv` (overrides with a secret
+    key) and the environment first. Why a record factory and not only handler filters: Hydra's launcher logs each
+    job's overrides (`#0 : +runtime.api_key=...`) through handlers it builds itself, before any job starts."""
+    global _factory_installed
+    if argv is not None:
+        redact(list(argv))  # learn, discard the copy
+    if _factory_installed:
+        return
+    _factory_installed = True
+    make = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        if _known:
+            try:
+                msg = record.getMessage()
+            except Exception:  # a malformed call: logging reports it at emit time, as it would without us
+                return record
+            clean = redact_text(msg)
+            if clean != msg:
+                record.msg, record.args = clean, ()
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
 def install_log_filter() -> None:
     """Put a RedactingFilter on every handler of the root and `slmexp` loggers (console and the job's log file)."""
     for logger in (logging.getLogger(), logging.getLogger("slmexp")):

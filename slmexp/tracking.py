@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from slmexp import secrets
 from slmexp.record import flatten
 
 log = logging.getLogger("slmexp")
@@ -44,9 +46,18 @@ def _init(logger_cfg: DictConfig, *, dir: Path, name: str, group: str | None, jo
 
     mode = os.environ.get("WANDB_MODE") or str(logger_cfg.get("mode") or "offline")
     dir.mkdir(parents=True, exist_ok=True)
-    return wandb.init(project=str(logger_cfg.project), entity=logger_cfg.get("entity"), dir=str(dir), name=name,
-                      group=group, job_type=job, config=config, tags=tags, mode=mode, reinit="create_new",
-                      settings=wandb.Settings(silent=True, console="off", x_disable_stats=True))
+    # wandb records the process's command line (Settings._args reads sys.argv) in the run's metadata: a key given
+    # as an override (`+runtime.api_key=...`, `+runtime.headers.X=...`) would land in the .wandb file. So wandb
+    # sees the redacted command line, and the config goes through the same redactor as run.json.
+    real_argv = sys.argv
+    sys.argv = secrets.argv()
+    try:
+        return wandb.init(project=str(logger_cfg.project), entity=logger_cfg.get("entity"), dir=str(dir), name=name,
+                          group=group, job_type=job, config=secrets.redact_values(secrets.redact(config)), tags=tags,
+                          mode=mode, reinit="create_new",
+                          settings=wandb.Settings(silent=True, console="off", x_disable_stats=True))
+    finally:
+        sys.argv = real_argv
 
 
 def log_job(logger_cfg: DictConfig | None, record: dict[str, Any], run_dir: Path) -> Path | None:

@@ -209,9 +209,12 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
         "adapter_dir": str(adapter_dir),
         "merged_dir": str(merged_dir) if merged_dir else None,
     }
-    if any(not math.isfinite(v) for v in losses):  # a ConfigError: the user's fix is the learning rate, not a bug
-        raise fail("train.learning_rate", f"training diverged (NaN or infinite loss at {tcfg.learning_rate}); "
-                   "lower it")
+    # A ConfigError: the user's fix is the learning rate, not a bug. The gradient norm is checked too: once the
+    # weights are NaN, transformers 5 logs the step's loss as 0 while grad_norm reads nan.
+    grad_norms = [float(h["grad_norm"]) for h in history if isinstance(h.get("grad_norm"), int | float)]
+    if any(not math.isfinite(v) for v in [*losses, *grad_norms]):
+        raise fail("train.learning_rate", f"training diverged (NaN or infinite loss or gradient norm at "
+                   f"{tcfg.learning_rate}); lower it")
     return TrainResult(adapter_dir, merged_dir, block)
 
 

@@ -33,7 +33,9 @@ def test_help_lists_groups_without_importing_torch(tmp_path) -> None:
 def test_unknown_model_lists_available(tmp_path) -> None:
     out = slmexp("model=nope", cwd=tmp_path)
     assert out.returncode != 0
-    assert "Could not find 'model/nope'" in out.stderr and "smollm2-135m" in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "model: no option 'nope'; available:" in out.stderr and "smollm2-135m" in out.stderr
+    assert "(command-line override 'model=nope')" in out.stderr
     assert not run_dirs(tmp_path)
 
 

@@ -83,7 +83,7 @@ def test_stream_yields_one_timed_chunk_per_token(tiny_model_dir) -> None:
 
 
 def test_redaction_hides_secrets_not_token_counts() -> None:
-    from slmexp.record import REDACTED, redact
+    from slmexp.secrets import REDACTED, redact
 
     cfg = {"runtime": {"api_key": "sk-123", "api_key_env": "OPENAI_API_KEY", "hf_token": "hf_x"},
            "eval": {"bench": {"max_new_tokens": 16}}, "db": {"password": "p"}, "x": {"secret": None}}

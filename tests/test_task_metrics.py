@@ -209,6 +209,20 @@ def test_tool_call_malformed_scores_zero(output: str) -> None:
     assert _tc(output) == {"valid_call": 0.0, "name_accuracy": 0.0, "args_f1": 0.0, "exact_match": 0.0}
 
 
+def test_huge_numeral_is_a_json_number_but_nan_and_infinity_are_not_json() -> None:
+    """A grammar lets a model write `2554204553E20395` (valid JSON, a JSON-Schema number; Python reads inf): the
+    call is valid, as a JSON-Schema validator says. `NaN` / `Infinity` are Python's extensions, not JSON."""
+    tools = [{"name": "search", "parameters": {"type": "object", "properties": {"max_price": {"type": "number"}},
+                                               "required": ["max_price"]}}]
+    doc = {"gold": json.dumps({"name": "search", "arguments": {"max_price": 20}}), "tools": json.dumps(tools)}
+    out = _tc('{"name": "search", "arguments": {"max_price": 2554204553E20395}}', doc)
+    assert out == {"valid_call": 1.0, "name_accuracy": 1.0, "args_f1": 0.0, "exact_match": 0.0}
+    for literal in ("NaN", "Infinity", "-Infinity"):
+        call = json.dumps({"name": "search", "arguments": {"max_price": "X"}}).replace('"X"', literal)
+        assert _tc(call, doc)["valid_call"] == 0.0
+        assert parse_json_output('{"total": X}'.replace("X", literal))[1] == "invalid"
+
+
 def test_schema_errors_names_each_problem() -> None:
     params = TOOLS[1]["parameters"]
     assert schema_errors({"minutes": 5}, params) == []

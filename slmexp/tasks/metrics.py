@@ -67,6 +67,20 @@ def classification_choice_results(doc: dict[str, Any], results: list[Any]) -> di
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def _not_json(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not a JSON value", name, 0)
+
+
+# Python's json accepts NaN, Infinity and -Infinity, which JSON does not; a model that writes them wrote invalid JSON.
+# A numeral too large for a float (`2554204553E20395`) is valid JSON and a JSON-Schema number; it reads as inf.
+_DECODER = json.JSONDecoder(parse_constant=_not_json)
+
+
+def loads_json(text: str) -> Any:
+    """`json.loads` that refuses the non-JSON literals NaN/Infinity (raises json.JSONDecodeError)."""
+    return _DECODER.decode(text)
+
+
 def parse_json_output(text: str) -> tuple[Any, str]:
     """The JSON value a model meant to emit, and how it was found.
 
@@ -82,10 +96,10 @@ def parse_json_output(text: str) -> tuple[Any, str]:
         candidates.insert(0, fence.group(1).strip())
     for cand in candidates:
         try:
-            return json.loads(cand), "strict"
+            return loads_json(cand), "strict"
         except (json.JSONDecodeError, RecursionError):
             pass
-    decoder = json.JSONDecoder()
+    decoder = _DECODER
     for i, ch in enumerate(text):
         if ch in "{[":
             try:
@@ -102,7 +116,9 @@ def _norm_text(value: str) -> str:
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+    """A JSON number: not a bool; inf only comes from a numeral too large for a float (NaN/Infinity literals are
+    refused by `loads_json`), which JSON and JSON Schema count as a number, as the grammars do."""
+    return isinstance(x, int | float) and not isinstance(x, bool) and not math.isnan(x)
 
 
 def values_equal(pred: Any, gold: Any, tol: float = 0.005) -> bool:
@@ -207,7 +223,7 @@ def parse_tool_call(text: str) -> dict[str, Any] | None:
     args = value.get("arguments", value.get("parameters", {}))
     if isinstance(args, str):
         try:
-            args = json.loads(args)
+            args = loads_json(args)
         except json.JSONDecodeError:
             return None
     if not isinstance(args, dict):
@@ -353,7 +369,7 @@ def _json_object(text: str) -> dict[str, Any] | None:
     if start < 0 or end <= start:
         return None
     try:
-        obj = json.loads(text[start:end + 1])
+        obj = loads_json(text[start:end + 1])
     except json.JSONDecodeError:
         return None
     return obj if isinstance(obj, dict) else None
