@@ -111,6 +111,9 @@ def validate(cfg: DictConfig) -> None:
     limit = cfg.eval.get("limit")
     if limit is not None and (not isinstance(limit, int | float) or limit <= 0):
         raise fail("eval.limit", f"must be a positive number or null, got {limit!r}")
+    from slmexp.report.claims import check_config
+
+    check_config(cfg)  # the sweep's claims: schema, and arms the sweep runs (names claims[i].field)
     kind = str(cfg.task.kind)
     if kind == "lm_eval":
         _check_lm_eval_task(cfg)

@@ -4,8 +4,9 @@ would compute the same thing.
 In: the config as written (interpolations unresolved, so `${paths.data_dir}/...` survives the checkout moving),
 minus the keys that only say where files go or how results are logged, priced or reported; plus the sha256 of the
 data files and of the local model weights (an edited JSONL or a retrained checkpoint under the same path is a new
-experiment). Out: `paths`, `name` (the run dir), `logger`, `baseline` and `optimized_metric` (how the sweep reads
-the table), `cost` (recomputed from the stored speed figures by `refresh_cost`, without running the model again).
+experiment). Out: `paths`, `name` (the run dir), `logger`, `baseline`, `optimized_metric` and `claims` (how the
+sweep reads the table; a relaunch writes new claims into the finished record: slmexp.report.claims.refresh), `cost`
+(recomputed from the stored speed figures by `refresh_cost`, without running the model again).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 # Top-level keys that do not change what is computed: where files go, how runs are logged, reported and priced.
-NOT_RESULT_KEYS = ("paths", "name", "logger", "baseline", "optimized_metric", "cost")
+NOT_RESULT_KEYS = ("paths", "name", "logger", "baseline", "optimized_metric", "cost", "claims")
 
 
 def _memo_sha(path: Path, memo_dir: Path | None) -> str:

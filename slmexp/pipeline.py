@@ -65,6 +65,17 @@ def _hydra_context() -> tuple[Path, str | None, int | None, bool]:
         return Path("outputs") / "adhoc" / time.strftime("%Y-%m-%d_%H-%M-%S"), None, None, False
 
 
+def _arm_choice() -> str | None:
+    """The `arm=` option this job composed (Hydra's group choice; it is not a config key), or None."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        arm = HydraConfig.get().runtime.choices.get("arm")
+    except ValueError:  # not inside a Hydra app
+        return None
+    return str(arm) if arm else None
+
+
 def run_job(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Run one job and return its record; on error the record says `failed` and the error is re-raised."""
     hydra_dir, sweep, job, _multirun = _hydra_context()
@@ -74,13 +85,20 @@ def run_job(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     fp = fingerprint(OmegaConf.to_container(cfg, resolve=False), container)
     previous = _finished_record(run_dir, fp)
     if previous is not None:  # resume: this exact job already finished here; keep it, redo nothing
-        if refresh_cost(previous, cfg, container):  # only the price changed: new cost from the stored speed
+        from slmexp.report.claims import refresh as refresh_claims
+
+        changed = refresh_cost(previous, cfg, container)  # only the price changed: new cost from the stored speed
+        changed = refresh_claims(previous, container) or changed  # or the sweep now states other claims
+        if "arm" not in previous["run"] and (arm := _arm_choice()):  # a record made before runs named their arm
+            previous["run"]["arm"], changed = arm, True
+        if changed:
             RunRecord(run_dir, previous).save()
         previous["run"]["skipped"] = True
         return previous
     reset_peak_rss()
     record = RunRecord.start(run_dir, name=str(cfg.name), sweep=sweep, job=job, config=container)
     record.data["run"]["fingerprint"] = fp
+    record.data["run"]["arm"] = _arm_choice()  # how a sweep's claims name this run's row (slmexp.report.claims)
     state: dict[str, Any] = {"stage": "validate"}
     from slmexp.tracking import log_job
 

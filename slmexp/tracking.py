@@ -118,8 +118,9 @@ def _log_job(logger_cfg: DictConfig, record: dict[str, Any], run_dir: Path) -> P
 
 
 def log_sweep(logger_cfg: DictConfig | None, sweep_dir: Path, paths: dict[str, Any]) -> Path | None:
-    """The sweep's own wandb run (job_type report): the comparison table as a wandb.Table, the plots as images, and
-    `examples`: one wandb.Table with every arm's answer (and right/wrong) to every example, side by side."""
+    """The sweep's own wandb run (job_type report): the comparison table as a wandb.Table, the plots as images,
+    `examples`: one wandb.Table with every arm's answer (and right/wrong) to every example, side by side, and
+    `claims` (when the sweep states claims): one row per claim with its verdict, estimate and CI."""
     if not enabled(logger_cfg):
         return None
     try:
@@ -142,6 +143,13 @@ def log_sweep(logger_cfg: DictConfig | None, sweep_dir: Path, paths: dict[str, A
             cols, rows = examples_table(sweep_dir)  # every arm's answer to every example, side by side
             if rows:
                 wb.log({"examples": wandb.Table(columns=cols, data=rows)})
+            if paths.get("claims_json"):  # the sweep's claims and their verdicts (slmexp.report.claims)
+                from slmexp.report.claims import TABLE_COLUMNS, table_rows
+                from slmexp.report.html import read_claims
+
+                verdicts = read_claims(Path(paths["claims_json"]).parent)
+                wb.log({"claims": wandb.Table(columns=TABLE_COLUMNS, data=table_rows(verdicts))})
+                wb.summary["claims_verdicts"] = {c["id"]: c["verdict"] for c in verdicts}
             out = Path(wb.dir).parent
         finally:
             wb.finish()

@@ -14,10 +14,14 @@ from tests.test_report import sweep  # noqa: F401  (fixture: a sweep dir of hand
 
 
 def test_page_is_self_contained_with_claims_and_fidelity(sweep: Path) -> None:  # noqa: F811
-    (sweep / "claims.json").write_text(json.dumps([
-        {"claim": "lora retains >= 90% of the baseline", "verdict": "holds", "estimate": 0.95, "ci": [0.91, 0.99],
-         "threshold": 0.9},
-        {"claim": "q4 is 2x faster", "verdict": "inconclusive", "estimate": 1.8, "ci": [0.9, 2.6], "threshold": 2}]))
+    # the sweep's claims, as Hydra puts them into every job's config; rows named by label (records without run.arm)
+    claims = [{"arm": "smollm2-135m+lora/q4_k_m@llamacpp", "metric": "retained_pct", "op": ">=", "value": 50,
+               "text": "q4 retains >= 50% of the baseline"},
+              {"arm": "smollm2-135m+lora/q4_k_m@llamacpp", "metric": "retained_pct", "op": ">=", "value": 110}]
+    for path in sorted(sweep.rglob("run.json")):
+        rec = json.loads(path.read_text())
+        rec["config"]["claims"] = claims
+        path.write_text(json.dumps(rec))
     rung = next(p for p in sorted(sweep.rglob("run.json")) if "q4" in p.read_text().lower())
     rec = json.loads(rung.read_text())
     rec["fidelity"] = {"kld_mean": 0.0421, "top1_agreement_pct": 91.5, "ppl_ratio": 1.032, "n_tokens": 900,
@@ -31,7 +35,7 @@ def test_page_is_self_contained_with_claims_and_fidelity(sweep: Path) -> None:  
     md_rows = [line for line in paths["md"].read_text().split("\n\n")[1].splitlines() if line.startswith("| ")][1:]
     assert table.count("<tr") == len(md_rows) == 5
     assert '<td class="holds">holds</td>' in page and '<td class="inconclusive">inconclusive</td>' in page
-    assert "[0.91, 0.99]" in page
+    assert "q4 retains &gt;= 50% of the baseline" in page and json.loads((sweep / "claims.json").read_text())
     md = paths["md"].read_text()
     assert "**Quantization fidelity.**" in md and "0.0421" in md and "91.5" in md
     assert "smollm2-135m+lora (dequantized from GGUF Q4_1)" in md and 'id="fidelity-table"' in page

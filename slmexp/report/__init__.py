@@ -8,9 +8,9 @@ compared at all. Statistics come from each run's `lm_eval/samples.jsonl`, so not
 
 The package, one job per module: `collect` reads run records, `stats` holds the statistics, `table` builds the
 DataFrame (rows, seeds collapsed, baseline), `compare` sets a row against its baseline, `render` writes it as
-Markdown/LaTeX/CSV, `plots` draws it, `router` adds the SLM-first routing section. This module holds the entry
-points (`write_report`, `main`) and re-exports the names callers use. The output is deterministic: re-running on
-the same outputs gives byte-identical files.
+Markdown/LaTeX/CSV, `plots` draws it, `router` adds the SLM-first routing section, `claims` checks the sweep's
+claims against the table. This module holds the entry points (`write_report`, `main`) and re-exports the names
+callers use. The output is deterministic: re-running on the same outputs gives byte-identical files.
 
 pandas and matplotlib are imported inside functions so that `slmexp --help` and this package's import stay fast.
 
@@ -23,7 +23,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from slmexp.errors import SlmexpError
 from slmexp.record import RECORD_NAME
+from slmexp.report import claims
 from slmexp.report.collect import _size_mb, collect
 from slmexp.report.html import ReviewerView
 from slmexp.report.plots import SVG_HASHSALT, _plot, pareto_front
@@ -113,8 +115,8 @@ def build_report(root: Path, out_dir: Path | None = None, baseline: str | None =
 
     Returns:
         {"md", "csv", "tex", "accuracy_vs_latency_png", ..._svg, "accuracy_vs_cost_png", ..._svg} -> path, plus
-        {"router_md", "router_csv", "router_png", "router_svg"} when some run routed, and "flips_json", "html"
-        (the self-contained report.html).
+        {"router_md", "router_csv", "router_png", "router_svg"} when some run routed, "claims_json" when the
+        sweep states claims (slmexp.report.claims), and "flips_json", "html" (the self-contained report.html).
     """
     root = Path(root)
     out = Path(out_dir) if out_dir is not None else root
@@ -122,8 +124,10 @@ def build_report(root: Path, out_dir: Path | None = None, baseline: str | None =
     records = collect(root)
     df = build_table(records, baseline=baseline)
     reviewer = ReviewerView(records, df)  # flips, quantization fidelity, every arm's answers (report.html)
+    verdicts = claims.evaluate(records, df)  # the sweep's claims checked against the table (before report.html)
     paths = {
-        "md": write_text(out / "comparison.md", to_markdown(df, caption) + reviewer.markdown),
+        "md": write_text(out / "comparison.md",
+                         to_markdown(df, caption) + claims.to_markdown(verdicts) + reviewer.markdown),
         "csv": write_text(out / "comparison.csv", to_csv(df)),
         "tex": write_text(out / "comparison.tex", to_latex(df, caption)),
     }
@@ -137,6 +141,10 @@ def build_report(root: Path, out_dir: Path | None = None, baseline: str | None =
     for name, xcol, xlabel, title, missing in plots:
         png, svg = _plot(df, xcol, xlabel, title, missing, out / name)
         paths[f"{name}_png"], paths[f"{name}_svg"] = png, svg
+    if verdicts:
+        paths["claims_json"] = write_text(out / "claims.json", claims.to_json(verdicts))
+    else:  # a claims.json left by an earlier report would show claims this sweep no longer states
+        (out / "claims.json").unlink(missing_ok=True)
     paths.update(write_router_report(records, out))  # router runs: a row per threshold and the accuracy-cost curve
     paths.update(reviewer.write(out, df, caption, paths, root.resolve().name))  # flips.json, report.html
     return paths
@@ -146,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m slmexp.report DIR [--baseline NAME] [--out DIR] [--caption TEXT]`: print the table, write files.
 
     Returns:
-        The exit status: 0 done, 1 no run.json below DIR, 2 DIR is not a directory.
+        The exit status: 0 done, 1 no run.json below DIR, 2 DIR is not a directory or the records' input is
+        bad (e.g. a claim naming an unknown metric; REPORT_FAILED.md says the same).
     """
     parser = argparse.ArgumentParser(
         prog="python -m slmexp.report",
@@ -164,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     if not collect(args.dir):
         print(f"slmexp report: error: no {RECORD_NAME} below {args.dir}", file=sys.stderr)
         return 1
-    paths = write_report(args.dir, args.out, args.baseline, args.caption)
+    try:
+        paths = write_report(args.dir, args.out, args.baseline, args.caption)
+    except SlmexpError as e:  # bad input (a claim naming an unknown metric, ...): one line, not a traceback
+        print(f"slmexp report: error: {e}", file=sys.stderr)
+        return 2
     print(paths["md"].read_text(encoding="utf-8"))
     for key, path in paths.items():
         print(f"{key}: {path}")

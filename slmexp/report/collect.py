@@ -17,9 +17,9 @@ from slmexp.record import RECORD_NAME, load
 
 log = logging.getLogger("slmexp.report")
 
-# Config subtrees that say where or how a run was logged, not what was measured: ignored when deciding whether
-# two runs "differ only by seed".
-_IGNORED_CONFIG = ("paths", "logger")
+# Config subtrees that say where or how a run was logged or what is claimed of it, not what was measured: ignored
+# when deciding whether two runs "differ only by seed".
+_IGNORED_CONFIG = ("paths", "logger", "claims")
 
 
 def collect(root: Path) -> list[dict[str, Any]]:

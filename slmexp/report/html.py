@@ -124,21 +124,26 @@ def comparison_html(df: pd.DataFrame, caption: str | None) -> str:
 
 
 def claims_html(claims: list[dict[str, Any]]) -> str:
+    """The claims' verdicts (claims.json as slmexp.report.claims writes it: claim, row, verdict, estimate, ci,
+    threshold, equivalent, reason)."""
     if not claims:
         return ""
     rows = []
     for c in claims:
         ci = c.get("ci")
         ci_text = f"[{ci[0]:.3g}, {ci[1]:.3g}]" if isinstance(ci, list | tuple) and len(ci) == 2 and all(
-            isinstance(x, int | float) for x in ci) else _e(ci)
+            isinstance(x, int | float) for x in ci) else _e(ci or "")
         est = c.get("estimate")
-        est_text = f"{est:.3g}" if isinstance(est, int | float) else _e(est)
+        est_text = f"{est:.3g}" if isinstance(est, int | float) else _e(est or "")
         verdict = str(c.get("verdict") or "")
-        rows.append(f'<tr><td>{_e(c.get("claim"))}</td><td class="{_e(verdict)}">{_e(verdict)}</td>'
-                    f'<td class="num">{est_text}</td><td class="num">{ci_text}</td>'
-                    f'<td>{_e(c.get("threshold"))}</td></tr>')
-    return ('<h2 id="claims">Claims</h2><table><thead><tr><th>claim</th><th>verdict</th><th>estimate</th>'
-            f'<th>95% CI</th><th>threshold</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+        threshold = str(c.get("threshold") or "") + (f' ({c["equivalent"]})' if c.get("equivalent") else "")
+        row = " vs ".join(str(x) for x in (c.get("row") or c.get("arm"), c.get("against")) if x)
+        rows.append(f'<tr><td>{_e(c.get("claim"))}</td><td>{_e(row)}</td><td class="{_e(verdict)}">{_e(verdict)}'
+                    f'</td><td class="num">{est_text}</td><td class="num">{ci_text}</td>'
+                    f'<td>{_e(threshold)}</td><td>{_e(c.get("reason"))}</td></tr>')
+    return ('<h2 id="claims">Claims</h2><table id="claims-table"><thead><tr><th>claim</th><th>row</th>'
+            '<th>verdict</th><th>estimate</th><th>95% CI</th><th>threshold</th><th>note</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
 
 
 def flips_html(flips: list[dict[str, Any]]) -> str:
