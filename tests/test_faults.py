@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -108,6 +109,54 @@ def test_endpoint_dying_mid_evaluation_names_runtime_base_url(tmp_path) -> None:
     assert base in str(e.value)
     rec = json.loads((tmp_path / "run" / "run.json").read_text())
     assert rec["run"]["status"] == "failed" and rec["run"]["error"]["stage"] == "evaluate"
+
+
+def test_relaunch_after_the_endpoint_died_asks_only_what_was_not_answered(tmp_path) -> None:
+    """eval.cache=true on an endpoint: the answers given before it died are kept (written as they arrive), and the
+    relaunch sends the endpoint only the requests it never answered."""
+    pytest.importorskip("openai")
+    from slmexp.config import DATA_DIR
+    from tests.test_scripted_server import _free_port, _golds, _Server
+
+    class Counting(_Server):
+        asked: ClassVar[list[str]] = []
+        die_after: ClassVar[int | None] = 3
+
+        def answer(self, req: dict) -> str:
+            if self.die_after is not None and len(self.asked) >= self.die_after:
+                self.server_close()
+                raise ConnectionAbortedError("endpoint died")
+            self.asked.append(str(req["messages"][-1]["content"]))
+            return super().answer(req)
+
+    port = _free_port()
+    golds = _golds([DATA_DIR / "support_intent" / "test.jsonl"])
+    overrides = ["runtime=openai", f"runtime.base_url=http://127.0.0.1:{port}/v1", "runtime.model=plain",
+                 "runtime.max_retries=1", "runtime.timeout_s=5", "runtime.concurrency=1", "model.name=scripted",
+                 "model.source.hub=null", "model.source.wheel=null", "eval.limit=8", "eval.bench.n=0",
+                 "eval.cache=true", f"paths.output_dir={tmp_path}/o", f"paths.cache_dir={tmp_path}/c"]
+    first = Counting(port, golds)
+    threading.Thread(target=first.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(Exception, match=r"runtime\.base_url"):
+            run_job(compose(overrides), run_dir=tmp_path / "run")
+    finally:
+        first.shutdown()
+    answered = list(Counting.asked)
+    assert len(answered) == 3
+    Counting.asked, Counting.die_after = [], None
+    second = Counting(port, golds)
+    threading.Thread(target=second.serve_forever, daemon=True).start()
+    try:
+        rec = run_job(compose(overrides), run_dir=tmp_path / "run")
+    finally:
+        second.shutdown()
+        second.server_close()
+    assert rec["run"]["status"] == "finished" and rec["metrics"]["n_examples"] == 8
+    assert len(Counting.asked) == 5 and not set(Counting.asked) & set(answered)  # only the 5 never answered
+    cache = rec["metrics"]["generation_cache"]
+    assert cache["keyed_by"] == "endpoint" and cache["from_cache"] == 3 and cache["answered_now"] == 5
+    assert rec["metrics"]["values"]["exact_match"] == 1.0  # the kept answers score as the fresh ones
 
 
 # --- kill -9 in each stage of a sweep, then relaunch --------------------------------------------------------------
