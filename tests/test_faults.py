@@ -162,44 +162,62 @@ def test_relaunch_after_the_endpoint_died_asks_only_what_was_not_answered(tmp_pa
 # --- kill -9 in each stage of a sweep, then relaunch --------------------------------------------------------------
 
 
-def _sweep(tiny_model_dir: Path, tmp_path: Path, arms: str) -> list[str]:
+def _sweep(tiny_model_dir: Path, tmp_path: Path, sweep: list[str]) -> list[str]:
     return [sys.executable, "-m", "slmexp", "-m", f"model.source.path={tiny_model_dir}", "model.name=tiny-llama",
             f"paths.cache_dir={tmp_path}/cache", f"paths.output_dir={tmp_path}/o", f"hydra.sweep.dir={tmp_path}/sweep",
             "eval.limit=4", "runtime.batch_size=2", "task.generation.max_new_tokens=4", "eval.bench.n=2",
-            "eval.bench.warmup=1", "train.max_length=1024", "train.max_steps=2", "train.eval_steps=0",
-            f"adapter={arms}"]
+            "eval.bench.warmup=1", "train.max_length=1024", "train.max_steps=2", "train.eval_steps=0", *sweep]
 
 
-def _stage_of(run_json: Path) -> str | None:
+def _record(run_json: Path) -> dict:
     try:
-        return json.loads(run_json.read_text())["run"].get("stage")
+        return json.loads(run_json.read_text())["run"]
     except (OSError, ValueError, KeyError):
-        return None
+        return {}
+
+
+# Job 1 of each sweep is killed in `stage`: training (a LoRA job), quantizing (a GGUF export; job 0 exported another
+# type), evaluating, timing; "report": once job 1 has finished, i.e. while the sweep's report callback runs.
+SWEEPS = {"train": ["adapter=none,lora"], "evaluate": ["adapter=none,lora"], "benchmark": ["adapter=none,lora"],
+          "quantize": ["runtime=llamacpp", "runtime.n_ctx=2048", "quantization=gguf-f16,gguf-q8_0"],
+          "report": ["adapter=none,lora"]}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["train", "evaluate", "benchmark"])
+@pytest.mark.parametrize("stage", list(SWEEPS))
 def test_kill_9_in_a_stage_then_relaunch_keeps_finished_jobs(tiny_model_dir, tmp_path, stage) -> None:
+    if stage == "quantize":
+        pytest.importorskip("llama_cpp")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = _sweep(tiny_model_dir, tmp_path, "none,lora")
+    cmd = _sweep(tiny_model_dir, tmp_path, SWEEPS[stage])
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     target = tmp_path / "sweep" / "1" / "run.json"
     deadline = time.time() + 300
-    while _stage_of(target) != stage:
+
+    def reached() -> bool:
+        run = _record(target)
+        return run.get("status") == "finished" if stage == "report" else run.get("stage") == stage
+
+    while not reached():
         assert proc.poll() is None, f"the sweep ended before job 1 reached {stage}"
         assert time.time() < deadline
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole process group, as the OOM killer or a preempted node would
     proc.wait()
     first = json.loads((tmp_path / "sweep" / "0" / "run.json").read_text())
-    assert first["run"]["status"] == "finished" and json.loads(target.read_text())["run"]["status"] == "running"
+    killed = json.loads(target.read_text())
+    assert first["run"]["status"] == "finished"
+    assert killed["run"]["status"] == ("finished" if stage == "report" else "running")
     out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     again = json.loads((tmp_path / "sweep" / "0" / "run.json").read_text())
     assert again == first, "a finished job was redone or rewritten"
     redone = json.loads(target.read_text())
     assert redone["run"]["status"] == "finished" and redone["metrics"]["n_examples"] == 4
-    assert (tmp_path / "sweep" / "comparison.md").is_file()
+    if stage == "report":
+        assert redone == killed, "a job finished before the kill was redone"
+    table = (tmp_path / "sweep" / "comparison.md").read_text()
+    assert table.count("tiny-llama") >= 2 and not (tmp_path / "sweep" / "REPORT_FAILED.md").exists()
     cache = tmp_path / "cache"
     assert not [p for p in cache.rglob("*.partial*")], "a killed build's temp dir survived the relaunch"
