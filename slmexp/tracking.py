@@ -48,13 +48,12 @@ def _init(logger_cfg: DictConfig, *, dir: Path, name: str, group: str | None, jo
     dir.mkdir(parents=True, exist_ok=True)
     # wandb records the process's command line (Settings._args reads sys.argv) in the run's metadata: a key given
     # as an override (`+runtime.api_key=...`, `+runtime.headers.X=...`) would land in the .wandb file. So wandb
-    # sees the redacted command line, and the config goes through the same redactor as run.json.
+    # sees the redacted command line; the config comes from run.json, already redacted.
     real_argv = sys.argv
     sys.argv = secrets.argv()
     try:
         return wandb.init(project=str(logger_cfg.project), entity=logger_cfg.get("entity"), dir=str(dir), name=name,
-                          group=group, job_type=job, config=secrets.redact_values(secrets.redact(config)), tags=tags,
-                          mode=mode, reinit="create_new",
+                          group=group, job_type=job, config=config, tags=tags, mode=mode, reinit="create_new",
                           settings=wandb.Settings(silent=True, console="off", x_disable_stats=True))
     finally:
         sys.argv = real_argv
