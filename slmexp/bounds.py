@@ -42,10 +42,14 @@ ROWS: dict[str, tuple[str, float, bool, str | None]] = {
     "train.max_length": ("int", 1, True, "train"),
     "train.train_limit": ("int", 1, True, "train"),
     "train.eval_steps": ("int", 0, True, "train"),
+    "train.eval_limit": ("int", 1, True, "train"),
+    "train.early_stopping.patience": ("int", 0, True, "train"),
+    "train.early_stopping.min_delta": ("num", 0, True, "train"),
+    "train.early_stopping.min_epochs": ("num", 0, True, "train"),
     "train.logging_steps": ("int", 1, True, "train"),
 }
 _AUTO = {"runtime.batch_size"}  # keys that also take the string `auto`
-_NULLABLE = {"eval.limit", "train.train_limit", "runtime.timeout_s", "runtime.connect_timeout_s",
+_NULLABLE = {"eval.limit", "train.train_limit", "train.eval_limit", "runtime.timeout_s", "runtime.connect_timeout_s",
              "runtime.max_retries", "runtime.concurrency", "eval.bench.max_new_tokens", "seed"}
 
 

@@ -108,6 +108,9 @@ def validate(cfg: DictConfig) -> None:
             raise fail("task.data.train", f"adapter={cfg.adapter.name} trains on the train split, which is not set")
         if int(cfg.train.max_steps or 0) <= 0 and float(cfg.train.num_train_epochs or 0) <= 0:
             raise fail("train.max_steps", "set train.max_steps or train.num_train_epochs to a positive number")
+        for key, allowed in (("precision", ("auto", "bf16", "fp32")), ("sampling", ("random", "group_by_length"))):
+            if cfg.train.get(key) is not None:  # absent from a user's own train file: train.py's default
+                _choice(cfg, f"train.{key}", allowed)
     limit = cfg.eval.get("limit")
     if limit is not None and (not isinstance(limit, int | float) or limit <= 0):
         raise fail("eval.limit", f"must be a positive number or null, got {limit!r}")

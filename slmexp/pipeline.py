@@ -277,6 +277,10 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
             "load_s": round(getattr(runtime, "load_s", 0.0), 3),
             "eval_wall_s": round(result.wall_s, 3),
             "eval_examples_per_s": round(result.n_examples / result.wall_s, 3) if result.wall_s else None,
+            # How the accuracy pass ran: batches are for throughput; latency figures come from single requests
+            "eval_batch_size": getattr(runtime, "batch_size", None),
+            "eval_dtype": getattr(runtime, "dtype_name", None),
+            "eval_shared_prefix": getattr(runtime, "prefix_stats", None),  # transformers: batches that shared it
         }
         if gen_cache is not None:
             record.data["metrics"]["generation_cache"] = gencache.block(gen_cache, result.n_examples)

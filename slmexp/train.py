@@ -22,6 +22,8 @@ from slmexp import distributed
 from slmexp.errors import DataError
 from slmexp.origin import fail
 from slmexp.tasks import Task, chat_messages, render_prompt, render_target
+from slmexp.train_speed import choose_precision, make_trainer_class
+from slmexp.train_stop import make_callback
 
 
 @dataclass
@@ -90,7 +92,7 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
     from datasets import Dataset
     from hydra.utils import instantiate
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     tcfg, acfg = cfg.train, cfg.adapter
     out_dir = Path(out_dir)
@@ -131,6 +133,10 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
     peft_config = instantiate(peft_cfg)
 
     max_steps = int(tcfg.max_steps or -1)
+    precision, precision_reason = choose_precision(str(tcfg.get("precision") or "auto"), device)
+    stop_cfg = tcfg.get("early_stopping") or {}
+    stopper = make_callback(int(stop_cfg.get("patience") or 0), float(stop_cfg.get("min_delta") or 0.0),
+                            float(stop_cfg.get("min_epochs") or 0.0))
     args = SFTConfig(
         output_dir=str(out_dir / "checkpoints"),
         max_steps=max_steps,
@@ -145,12 +151,14 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
         max_length=int(tcfg.max_length),
         completion_only_loss=True,
         gradient_checkpointing=bool(tcfg.gradient_checkpointing),
-        bf16=False,  # TRL defaults to bf16; on CPU fp32 is both faster here and exact
+        bf16=precision == "bf16",  # autocast: the base's matmuls in bf16, LoRA weights and optimizer state fp32
         fp16=False,
         use_cpu=device == "cpu",
+        # Rows of similar length in a batch: less padding (the sampler shuffles groups, not a sort of the data)
+        train_sampling_strategy=str(tcfg.get("sampling") or "random"),
         eval_strategy="steps" if eval_rows else "no",
         eval_steps=int(tcfg.eval_steps) if eval_rows else None,
-        save_strategy="no",
+        save_strategy="no",  # the best adapter weights are kept in memory (slmexp.train_stop)
         logging_steps=int(tcfg.logging_steps),
         logging_first_step=True,
         report_to=[],
@@ -159,11 +167,13 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
         dataloader_num_workers=0,
         include_num_input_tokens_seen=True,
     )
-    trainer = SFTTrainer(
+    trainer = make_trainer_class()(
         model=model, args=args, processing_class=tokenizer, peft_config=peft_config,
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        callbacks=[stopper],
     )
+    trainer.shared_prefix = bool(tcfg.get("shared_prefix", True))
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
     t0 = time.perf_counter()
@@ -173,6 +183,13 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
         return TrainResult(out_dir, None, {})
     history = trainer.state.log_history
     train_losses, eval_losses = _losses(history)
+    stop_reason = stopper.reason(trainer.state, max_steps, float(tcfg.num_train_epochs))
+    epochs = round(float(trainer.state.epoch or 0.0), 3)
+    tokens = _tokens_seen(history)
+    restored = stopper.restore_best(trainer.model) if eval_losses else False
+    prefix_stats = {"enabled": trainer.shared_prefix, "batches": trainer.shared_prefix_batches,
+                    "other_batches": trainer.full_batches, "tokens_in_batches": trainer.tokens_in_batches,
+                    "tokens_computed": trainer.tokens_computed}
 
     adapter_dir = out_dir / "adapter"
     trainer.model.save_pretrained(adapter_dir)
@@ -189,17 +206,26 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
     block = {
         "adapter": str(acfg.name),
         "steps": int(output.global_step),
-        "epochs": round(float(history[-1].get("epoch", 0.0)), 3) if history else None,
+        "epochs": epochs,
         "train_examples": len(train_rows),
         "first_train_loss": losses[0] if losses else None,
         "last_train_loss": losses[-1] if losses else None,
         "best_train_loss": min(losses) if losses else None,
         "train_loss_mean": float(output.training_loss),
-        "eval_loss": eval_losses[-1][1] if eval_losses else None,
+        "eval_loss": stopper.best_loss if restored else (eval_losses[-1][1] if eval_losses else None),
         "eval_losses": [{"step": s, "loss": v} for s, v in eval_losses],
-        "tokens_seen": _tokens_seen(history),
+        "stop_reason": stop_reason,
+        "best_step": stopper.best_step if restored else None,  # the kept adapter is this step's (best eval_loss)
+        "examples_seen": round(epochs * len(train_rows)) if epochs is not None else None,
+        "tokens_seen": tokens,
         "wall_s": round(wall_s, 2),
         "samples_per_s": round(float(output.metrics.get("train_samples_per_second", 0.0)), 3),
+        "tokens_per_s": round(tokens / wall_s, 1) if tokens and wall_s else None,  # incl. evaluations
+        "precision": precision,
+        "precision_reason": precision_reason,
+        "sampling": str(tcfg.get("sampling") or "random"),
+        "batch_size": int(tcfg.per_device_train_batch_size) * int(tcfg.gradient_accumulation_steps),
+        "shared_prefix": prefix_stats,  # what the shared-prompt forward saved (slmexp.train_speed)
         "trainable_params": int(trainable),
         "total_params": int(total),
         "trainable_pct": round(100.0 * trainable / total, 4) if total else None,

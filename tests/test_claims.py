@@ -50,7 +50,8 @@ def _sweep(root: Path, claims: list[dict[str, Any]] | None) -> Path:
     for job, (arm, gguf, nbytes) in enumerate((("quant-gguf-f16", "f16", 400_000_000),
                                                ("quant-gguf-q4_k_m", "q4_k_m", 105_000_000)), start=3):
         _write_run(root, str(job), model="smollm2-135m", runtime="llamacpp", correct=LORA_S1,
-                   quant={"kind": "gguf", "name": f"gguf-{gguf}", "gguf_type": gguf, "bytes": nbytes},
+                   quant={"kind": "gguf", "name": f"gguf-{gguf}", "gguf_type": gguf, "bytes": nbytes,
+                          "f16_bytes": 270_000_000},
                    extra=extra(arm))
     return root
 
@@ -88,9 +89,11 @@ def test_conversions_latency_reduction_cheaper_x_and_size(tmp_path: Path) -> Non
               _claim("slm-lora", "cheaper_x", ">=", 9), _claim("slm-lora", "cheaper_x", "<=", 5),
               _claim("quant-gguf-q4_k_m", "size_reduction_pct", ">=", 75, reference="quant-gguf-f16"),
               _claim("quant-gguf-q4_k_m", "size_reduction_pct", ">=", 70, reference="quant-gguf-f16"),
-              _claim("slm-lora", "speedup", ">=", 6.67)]
+              _claim("slm-lora", "speedup", ">=", 6.67),
+              _claim("quant-gguf-q4_k_m", "size_reduction_pct", ">=", 60, reference="f16"),
+              _claim("slm-lora", "size_reduction_pct", ">=", 60, reference="f16")]
     got = _evaluate(_sweep(tmp_path / "s", claims))
-    lat85, lat90, cheap9, cheap5, size75, size70, speed = (got[c["id"]] for c in claims)
+    lat85, lat90, cheap9, cheap5, size75, size70, speed, own_f16, no_gguf = (got[c["id"]] for c in claims)
     # every request 8x faster: speed-up 8 [8, 8], i.e. 87.5% lower latency; ">= 85%" is "speed-up >= 6.67"
     assert lat85["estimate"] == pytest.approx(87.5) and lat85["ci"] == pytest.approx([87.5, 87.5])
     assert lat85["verdict"] == "holds" and lat85["equivalent"] == "speed-up >= 6.67"
@@ -103,6 +106,10 @@ def test_conversions_latency_reduction_cheaper_x_and_size(tmp_path: Path) -> Non
     assert size75["estimate"] == pytest.approx(73.75) and size75["ci"] is None and size75["verdict"] == "fails"
     assert size70["verdict"] == "holds" and size70["against"] == "smollm2-135m/f16@llamacpp"
     assert "exact: 105 MB vs 400 MB" in size70["reason"]
+    # reference f16: the F16 GGUF the row's own export was made from (the record's f16_bytes): 1 - 105/270
+    assert own_f16["estimate"] == pytest.approx(100 * (1 - 105 / 270)) and own_f16["verdict"] == "holds"
+    assert own_f16["against"] == "its own F16 GGUF" and "105 MB vs 270 MB" in own_f16["reason"]
+    assert no_gguf["verdict"] == "not measured" and "no GGUF export" in no_gguf["reason"]
 
 
 def test_contended_speed_and_the_baseline_itself_settle_nothing(tmp_path: Path) -> None:
@@ -186,7 +193,7 @@ def test_bad_claims_name_the_key(tmp_path: Path, capsys) -> None:
 def test_config_time_check_schema_and_swept_arms(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = compose(["sweep=demo"])
     arms = [c["arm"] for c in cl.parse(OmegaConf.to_container(cfg.claims))]
-    assert arms == ["slm-lora", "slm-lora", "slm-lora-q4km", "slm-lora"]
+    assert arms == ["slm-lora", "slm-lora", "slm-lora-q4km", "slm-lora-q4km", "slm-lora"]
     monkeypatch.setattr(cl, "_swept_arms", lambda _cfg: ["slm-zeroshot", "slm-lora", "slm-lora-q4km", "llm-baseline"])
     cl.check_config(cfg)  # the demo's claims name arms the demo runs
     bad = compose(["sweep=demo", "claims=[{arm: slm-lora-q8, metric: retained_pct, op: '>=', value: 90}]"])

@@ -21,8 +21,10 @@ CPU_DDP = ROOT / "configs" / "accelerate" / "cpu-ddp.yaml"
 
 def train_args(tiny_model_dir: Path, out: Path, per_device: int) -> list[str]:
     # lora_dropout=0: dropout draws differ per rank; with it off the two curves differ only by float summation order
+    # (fp32: bf16 autocast rounds differently for different batch shapes)
     return ["-m", "slmexp", f"model.source.path={tiny_model_dir}", "model.name=tiny-llama", "adapter=lora",
-            "adapter.peft.lora_dropout=0", "train.max_steps=6", "train.logging_steps=1", "train.eval_steps=0",
+            "adapter.peft.lora_dropout=0", "train.precision=fp32", "train.max_steps=6", "train.logging_steps=1",
+            "train.eval_steps=0",
             "train.train_limit=48", "train.warmup_ratio=0", f"train.per_device_train_batch_size={per_device}",
             "train.max_length=1024", "eval.limit=4", "eval.bench.n=0", "task.generation.max_new_tokens=3",
             f"paths.cache_dir={out / 'cache'}", f"paths.output_dir={out / 'outputs'}"]

@@ -14,7 +14,8 @@ A claim (one list entry):
     value: 92                  # threshold, in the metric's unit
     text: keeps >= 92% ...     # optional; what the write-up says
     task: support-intent       # optional; needed when the arm has a row in several tasks
-    reference: quant-gguf-f16  # size_reduction_pct only: the row to compare sizes with (default: the baseline)
+    reference: quant-gguf-f16  # size_reduction_pct only: the row to compare sizes with (default: the baseline);
+                               # `f16`: the F16 GGUF the row's own export was made from (its record's f16_bytes)
 
 Verdict: `holds` when the whole 95% CI is on the claimed side of the threshold, `fails` when the whole CI is on
 the other side, `inconclusive` when the CI straddles the threshold (or the figure has no CI, or its speed was
@@ -41,6 +42,7 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b}
 _FLIP = {">=": "<=", ">": "<", "<=": ">=", "<": ">"}
 FIELDS = ("id", "arm", "metric", "op", "value", "text", "task", "reference")
+F16 = "f16"  # size_reduction_pct's reference: the F16 GGUF the row's export was quantized from
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,8 @@ def check_config(cfg: Any) -> None:
     arms = _swept_arms(cfg) if claims else None
     for i, c in enumerate(claims):
         for field in ("arm", "reference"):
-            if arms and c[field] is not None and c[field] not in arms:
+            if arms and c[field] is not None and c[field] not in arms and not (field == "reference"
+                                                                                and c[field] == F16):
                 raise _fail(i, field, f"arm {c[field]!r} is not in the sweep (hydra.sweeper.params.arm: "
                                       f"{', '.join(arms)})")
 
@@ -245,6 +248,8 @@ def evaluate_one(c: dict[str, Any], rows: list[dict[str, Any]], arms: dict[str, 
         return out | {"reason": why}
     out["row"] = row["label"]
     base = next((r for r in rows if r["is_baseline"] and r["task"] == row["task"]), None)
+    if c["metric"] == "size_reduction_pct" and c["reference"] == F16:
+        return out | _vs_own_f16(row, c)
     if c["metric"] == "size_reduction_pct":
         ref, why = _pick(c["reference"], row["task"], rows, arms) if c["reference"] else (base, "no baseline row")
         if ref is None:
@@ -333,3 +338,14 @@ def table_rows(claims: list[dict[str, Any]]) -> list[list[Any]]:
     return [[c["id"], c["claim"], c["arm"], c["row"] or "", c["against"] or "", c["metric"], c["op"], c["value"],
              c["verdict"], c["estimate"], *(c["ci"] or [None, None]), c["equivalent"] or "", c["reason"]]
             for c in claims]
+
+
+def _vs_own_f16(row: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
+    """size_reduction_pct against the F16 GGUF the row's own GGUF export was made from (exact: bytes on disk)."""
+    size, f16 = _num(row.get("size_mb")), next((r["f16_mb"] for r in row.get("_runs") or [] if r.get("f16_mb")),
+                                               None)
+    if size is None or not f16:
+        return {"reason": "reference f16: the row has no GGUF export with its F16 size recorded"}
+    est = 100.0 * (1.0 - size / f16)
+    return {"against": "its own F16 GGUF", "estimate": est, "verdict": _verdict(c["op"], c["value"], est, None),
+            "reason": f"exact: {size:.0f} MB vs {f16:.0f} MB (the F16 GGUF of the same checkpoint)"}

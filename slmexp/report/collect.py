@@ -285,6 +285,8 @@ def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
         "metric": str(primary or ""),
         # a failed run may not have reached quantization; an endpoint's weights are not on this disk
         "size_mb": _size_mb(rec) if finished and not remote else None,
+        # the F16 GGUF a GGUF export was quantized from (claims: size_reduction_pct vs reference f16)
+        "f16_mb": (_num((rec.get("quantization") or {}).get("f16_bytes")) or 0) / 1e6 or None,
         "measured": measured,
         "samples": samples,
         "requests": _load_requests(rec) if finished else None,

@@ -77,6 +77,7 @@ class TransformersRuntime:
         device: str = "auto",
         dtype: str = "float32",
         batch_size: int = 8,
+        shared_prefix: bool = True,
         threads: int | None = None,
         adapter_path: str | None = None,
         quantization_config: dict | None = None,
@@ -92,6 +93,8 @@ class TransformersRuntime:
         self.name = name
         self.device = _pick_device(device)
         self.batch_size = batch_size
+        self.dtype_name = dtype  # the weights' dtype as asked (the record's speed.eval_dtype)
+        self.shared_prefix = bool(shared_prefix)
         t0 = time.perf_counter()
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
@@ -111,6 +114,8 @@ class TransformersRuntime:
 
             self.model = PeftModel.from_pretrained(self.model, adapter_path)
         self.model.eval()
+        self.prefix_stats = {"batches": 0, "prefix_tokens_saved": 0}  # the accuracy pass's shared-prefix use
+        self.model._slmexp_prefix_stats = self.prefix_stats
         self._lm: Any = None
         self.load_s = time.perf_counter() - t0
 
@@ -243,8 +248,13 @@ class TransformersRuntime:
 
 
 def _timed_hflm(rt: TransformersRuntime) -> Any:
-    """lm-eval's HFLM over `rt.model`, timing each one-request `generate()` call (see `lm_eval_model`)."""
+    """lm-eval's HFLM over `rt.model`, timing each one-request `generate()` call (see `lm_eval_model`); batches
+    of more than one row share their common prompt prefix (`runtime.shared_prefix`, slmexp.runtimes._hf_prefix)."""
+    import functools
+
     from lm_eval.models.huggingface import HFLM
+
+    from slmexp.runtimes import _hf_prefix
 
     class TimedHFLM(HFLM):
         def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
@@ -257,7 +267,15 @@ def _timed_hflm(rt: TransformersRuntime) -> Any:
             if rt.constrainer is not None:
                 kwargs.update(rt.constrainer.generation_kwargs(int(context.shape[0])))
             t0 = time.perf_counter()
-            out = super()._model_generate(context, max_length, stop, **kwargs)
+            shared = rt.shared_prefix and rt.constrainer is None and context.shape[0] > 1
+            if shared:  # HFLM's own generate call (sampling flags, stop criteria, autocast), through _hf_prefix
+                own = self.model.generate
+                self.model.generate = functools.partial(_hf_prefix.generate, self.model, generate_fn=own)
+            try:
+                out = super()._model_generate(context, max_length, stop, **kwargs)
+            finally:
+                if shared:
+                    del self.model.generate
             if context.shape[0] == 1 and rt.batch_size == 1:
                 self.request_latencies_s.append(time.perf_counter() - t0)
             return out
