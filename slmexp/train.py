@@ -174,6 +174,7 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
         callbacks=[stopper],
     )
     trainer.shared_prefix = bool(tcfg.get("shared_prefix", True))
+    trainer.score_only_answers = bool(tcfg.get("score_only_answers", True))
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
     t0 = time.perf_counter()
@@ -190,6 +191,7 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
     prefix_stats = {"enabled": trainer.shared_prefix, "batches": trainer.shared_prefix_batches,
                     "other_batches": trainer.full_batches, "tokens_in_batches": trainer.tokens_in_batches,
                     "tokens_computed": trainer.tokens_computed}
+    score_only = trainer.score_only_answers
 
     adapter_dir = out_dir / "adapter"
     trainer.model.save_pretrained(adapter_dir)
@@ -226,6 +228,7 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
         "sampling": str(tcfg.get("sampling") or "random"),
         "batch_size": int(tcfg.per_device_train_batch_size) * int(tcfg.gradient_accumulation_steps),
         "shared_prefix": prefix_stats,  # what the shared-prompt forward saved (slmexp.train_speed)
+        "score_only_answers": score_only,  # the LM head on the answer tokens only (CPU; slmexp.train_speed)
         "trainable_params": int(trainable),
         "total_params": int(total),
         "trainable_pct": round(100.0 * trainable / total, 4) if total else None,

@@ -15,12 +15,20 @@ Two things dominate a LoRA step on a 2-core CPU, and both are fixed here, beside
   cannot take a cache in training) fall back to TRL's own `compute_loss`. On support-intent at batch 16 the tokens
   a step computes drop from ~4,600 to ~950.
 
+* **The LM head on the answer only.** TRL's fused LM head scores only the labelled positions on CUDA/XPU, but on
+  every other device it scores every position (to keep tile shapes fixed for compilers like Neuron's). On a CPU
+  that is the whole prompt through a 49,152-word vocabulary, forward and backward: a bare TRL step on
+  support-intent spends most of its time there. `train.score_only_answers` makes TRL take its compact path on the
+  CPU too (eager torch recompiles nothing); the loss is the same, as the ignored positions contribute zero.
+
 Why not TRL's `padding_free` or packing: both need FlashAttention (varlen kernels) to keep sequences apart, which
 the CPU build of torch lacks; with SDPA or eager attention packed examples would attend to each other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +97,27 @@ def shared_prefix_len(input_ids: Any, labels: Any, attention_mask: Any | None = 
     return n if n >= MIN_SHARED_PREFIX else 0
 
 
+@contextmanager
+def answers_only_lm_head() -> Iterator[None]:
+    """While active, TRL's fused LM head scores only labelled positions on the CPU as it does on CUDA.
+
+    TRL decides with `trl.trainer.utils._use_triton(device)` (a private name, read at each forward); the kernel
+    itself keeps its own torch tiles on CPU. If TRL renames it, this does nothing (and the speed-up is lost, not the
+    correctness): see docs/footguns.md.
+    """
+    import trl.trainer.utils as tu
+
+    orig = getattr(tu, "_use_triton", None)
+    if orig is None:
+        yield
+        return
+    tu._use_triton = lambda device: device.type == "cpu" or orig(device)
+    try:
+        yield
+    finally:
+        tu._use_triton = orig
+
+
 def make_trainer_class() -> type:
     """`SharedPrefixSFTTrainer`: TRL's SFTTrainer whose loss runs a batch's common prompt prefix once.
 
@@ -99,6 +128,7 @@ def make_trainer_class() -> type:
 
     class SharedPrefixSFTTrainer(SFTTrainer):
         shared_prefix = True
+        score_only_answers = True
         shared_prefix_batches = 0
         full_batches = 0
         tokens_in_batches = 0
@@ -118,7 +148,8 @@ def make_trainer_class() -> type:
                 if self.model.training:
                     self.full_batches += 1
                     self.tokens_computed += held
-                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+                with answers_only_lm_head() if self.score_only_answers else nullcontext():
+                    return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             batch = int(ids.shape[0])
             # The prefix once, with a cache; logits only for its last position (they feed no loss).
             prefix = model(input_ids=ids[:1, :n], attention_mask=mask[:1, :n], use_cache=True, logits_to_keep=1)
@@ -129,6 +160,7 @@ def make_trainer_class() -> type:
             if self.model.training:
                 self.shared_prefix_batches += 1
                 self.tokens_computed += n + int(mask[:, n:].sum())
-            return super().compute_loss(model, rest, return_outputs, num_items_in_batch)
+            with answers_only_lm_head() if self.score_only_answers else nullcontext():
+                return super().compute_loss(model, rest, return_outputs, num_items_in_batch)
 
     return SharedPrefixSFTTrainer

@@ -177,3 +177,36 @@ def test_eval_shared_prefix_generates_the_same_tokens(tiny_model_dir) -> None:
     assert stats == {"batches": 1, "prefix_tokens_saved": 30 * 3}
     assert shared.shape == plain.shape
     assert torch.equal(shared[:, width:], plain[:, width:])
+
+
+def test_answers_only_lm_head_same_loss_and_active_on_cpu(tiny_model_dir) -> None:
+    """TRL's fused head scores every position on CPU; under answers_only_lm_head it scores the labelled ones only,
+    with the same loss and gradients."""
+    import torch
+    import trl.trainer.utils as tu
+    from transformers import AutoModelForCausalLM
+
+    from slmexp.train_speed import answers_only_lm_head
+
+    cpu = torch.device("cpu")
+    assert not tu._use_triton(cpu)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    tu.add_fused_lm_head(model)
+    g = torch.Generator().manual_seed(5)
+    ids = torch.randint(5, model.config.vocab_size, (3, 40), generator=g)
+    labels = torch.full_like(ids, -100)
+    labels[:, 34:] = ids[:, 34:]
+
+    def run():
+        model.zero_grad()
+        out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+        out.loss.backward()
+        return float(out.loss), model.lm_head.weight.grad.clone()
+
+    plain_loss, plain_grad = run()
+    with answers_only_lm_head():
+        assert tu._use_triton(cpu)
+        compact_loss, compact_grad = run()
+    assert not tu._use_triton(cpu)
+    assert abs(plain_loss - compact_loss) < 1e-5
+    assert torch.allclose(plain_grad, compact_grad, atol=1e-6)
