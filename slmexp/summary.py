@@ -47,10 +47,17 @@ def print_summary(record: dict[str, Any]) -> None:
     tr = record.get("train") or {}
     if tr:
         cached = " (reused from the training cache)" if tr.get("cached") else ""
-        table.add_row("training", f"{tr['adapter']}{cached}: {tr['steps']} steps on {tr['train_examples']} examples, "
-                                  f"loss {tr['first_train_loss']:.3f} -> {tr['last_train_loss']:.3f} (first/last "
-                                  f"logged), eval loss {_fmt(tr.get('eval_loss'))}, {tr['wall_s']:.0f} s, "
+        epochs = f", {tr['epochs']:g} epochs ({tr['examples_seen']} examples seen)" if tr.get("examples_seen") else ""
+        best = f" (kept: step {tr['best_step']})" if tr.get("best_step") is not None else ""
+        how = ", ".join(x for x in (tr.get("precision"), f"{tr['tokens_per_s']:.0f} tok/s" if tr.get("tokens_per_s")
+                                    else None) if x)
+        table.add_row("training", f"{tr['adapter']}{cached}: {tr['steps']} steps on {tr['train_examples']} examples"
+                                  f"{epochs}, loss {tr['first_train_loss']:.3f} -> {tr['last_train_loss']:.3f} "
+                                  f"(first/last logged), eval loss {_fmt(tr.get('eval_loss'))}{best}, "
+                                  f"{tr['wall_s']:.0f} s{f' ({how})' if how else ''}, "
                                   f"{tr['trainable_pct']:.2f}% params trainable")
+        if tr.get("stop_reason"):
+            table.add_row("stopped", str(tr["stop_reason"]))
     metrics = record.get("metrics") or {}
     for name, value in (metrics.get("values") or {}).items():
         if name.endswith("_stderr"):
@@ -67,8 +74,11 @@ def print_summary(record: dict[str, Any]) -> None:
                                     f"{speed.get('peak_rss_mb', 0):.0f} MiB (load + evaluate + benchmark)")
         if by_stage := speed.get("peak_rss_by_stage_mb"):
             table.add_row("peak RSS by stage", ", ".join(f"{k} {v:.0f}" for k, v in by_stage.items()) + " MiB")
+        ran = ", ".join(str(x) for x in (f"batch {speed['eval_batch_size']}" if speed.get("eval_batch_size") else None,
+                                         speed.get("eval_dtype")) if x)
+        ran = f", {ran}" if ran else ""
         table.add_row("evaluation", f"{speed.get('eval_wall_s', 0):.1f} s wall "
-                                    f"({speed.get('eval_examples_per_s') or 0:.2f} examples/s)")
+                                    f"({speed.get('eval_examples_per_s') or 0:.2f} examples/s{ran})")
     if speed.get("n_requests") and speed.get("ttft_ms"):
         table.add_row("speed", f"TTFT p50 {speed['ttft_ms']['p50']:.0f} ms, latency p50/p95 "
                                f"{speed['latency_ms']['p50']:.0f}/{speed['latency_ms']['p95']:.0f} ms, decode "

@@ -342,8 +342,7 @@ def table_rows(claims: list[dict[str, Any]]) -> list[list[Any]]:
 
 def _vs_own_f16(row: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
     """size_reduction_pct against the F16 GGUF the row's own GGUF export was made from (exact: bytes on disk)."""
-    size, f16 = _num(row.get("size_mb")), next((r["f16_mb"] for r in row.get("_runs") or [] if r.get("f16_mb")),
-                                               None)
+    size, f16 = _num(row.get("size_mb")), _num(row.get("f16_mb"))
     if size is None or not f16:
         return {"reason": "reference f16: the row has no GGUF export with its F16 size recorded"}
     est = 100.0 * (1.0 - size / f16)

@@ -35,7 +35,8 @@ MEASURED = ["accuracy", "strict_match", "validity", "accuracy_delta", "retained_
             "latency_p95_ms", "ttft_p50_ms", "decode_tok_s", "requests_per_s", "peak_rss_mb", "eval_ms_per_example",
             "usd_per_1k_req", "usd_per_1m_tok", "usd_per_1k_correct", "speedup", "cost_ratio"]
 # Columns that are not averaged: constant over seeds, or computed once for the whole row.
-SINGLE = ["ci95_low", "ci95_high", "size_mb", "n_paired", "mcnemar_b", "mcnemar_c", "mcnemar_p", "mcnemar_p_holm",
+SINGLE = ["ci95_low", "ci95_high", "size_mb", "f16_mb", "n_paired", "mcnemar_b", "mcnemar_c", "mcnemar_p",
+          "mcnemar_p_holm",
           *[f"{c}_ci95_{end}" for c in RELATIVE for end in ("low", "high")]]
 # Text/flag columns: how a figure was obtained or why it is missing (empty = not recorded).
 NOTES = ["ci_method", "contended", "selection", "usd_per_1k_correct_note", "compare_note"]
@@ -87,6 +88,7 @@ COLUMN_DOC: dict[str, str] = {
     "contended": "True when other processes used a meaningful share of the cores while the speed stage ran "
                  "(speed.contended; any seed): its speed figures are not comparable",
     "eval_ms_per_example": "wall time of the batched accuracy pass / n (ms per example; not a latency)",
+    "f16_mb": "MB of the F16 GGUF a GGUF export was quantized from (same checkpoint); empty for other rows",
     "size_mb": "weights on disk (MB = 1e6 bytes): the served GGUF or ONNX export if any, else the model checkpoint",
     "usd_per_1k_req": "cost per 1,000 requests (USD)", "usd_per_1m_tok": "cost per 1M tokens (USD)",
     "usd_per_1k_correct": "cost of 1,000 correct answers = $/1k requests / accuracy (USD; for F1-type metrics, "
@@ -211,7 +213,8 @@ def build_table(records: list[dict[str, Any]], baseline: str | None = None) -> p
                                       "metric")}
         row.update(label=short_label(first["model"], first["adapter"], first["quantization"], first["runtime"]),
                    variant=variant, seed=",".join(seeds), n_seeds=len(runs), n=first["n"],
-                   size_mb=first["size_mb"], _runs=runs, _dirs=";".join(r["dir"] for r in runs))
+                   size_mb=first["size_mb"], f16_mb=first.get("f16_mb"), _runs=runs,
+                   _dirs=";".join(r["dir"] for r in runs))
         row["accuracy"] = mean_std(r["measured"]["accuracy"] for r in runs)[0]
         row.update(_notes(runs))
         rows.append(row)
