@@ -32,8 +32,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-#: The shortest common prefix worth a separate forward (below it the extra call costs more than it saves).
-MIN_SHARED_PREFIX = 16
+from slmexp.shared_prefix import MIN_SHARED_PREFIX, repeated_prefix_cache
 
 _BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
@@ -151,10 +150,7 @@ def make_trainer_class() -> type:
                 with answers_only_lm_head() if self.score_only_answers else nullcontext():
                     return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             batch = int(ids.shape[0])
-            # The prefix once, with a cache; logits only for its last position (they feed no loss).
-            prefix = model(input_ids=ids[:1, :n], attention_mask=mask[:1, :n], use_cache=True, logits_to_keep=1)
-            cache = prefix.past_key_values
-            cache.batch_repeat_interleave(batch)
+            cache = repeated_prefix_cache(model, ids[:1, :n], mask[:1, :n], batch)
             rest = {"input_ids": ids[:, n:], "attention_mask": mask, "labels": labels[:, n:],
                     "past_key_values": cache}
             if self.model.training:

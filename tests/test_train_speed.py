@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from slmexp.shared_prefix import repeated_prefix_cache
 from slmexp.train_speed import MIN_SHARED_PREFIX, choose_precision, cpu_bf16_flags, shared_prefix_len
 
 AMD = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
@@ -87,9 +88,7 @@ def test_shared_prefix_loss_and_gradients_equal_full_forward(tiny_model_dir) -> 
 
     full_loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
     full = grads(full_loss)
-    prefix = model(input_ids=ids[:1, :n], attention_mask=mask[:1, :n], use_cache=True, logits_to_keep=1)
-    cache = prefix.past_key_values
-    cache.batch_repeat_interleave(ids.shape[0])
+    cache = repeated_prefix_cache(model, ids[:1, :n], mask[:1, :n], ids.shape[0])
     shared_loss = model(input_ids=ids[:, n:], attention_mask=mask, labels=labels[:, n:], past_key_values=cache,
                         use_cache=False).loss
     shared = grads(shared_loss)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-MIN_SHARED_PREFIX = 16  # below this the extra forward costs more than it saves
+from slmexp.shared_prefix import MIN_SHARED_PREFIX, repeated_prefix_cache
 
 
 def common_prefix(context: Any, attention_mask: Any) -> tuple[list[Any], int]:
@@ -51,9 +51,7 @@ def generate(model: Any, input_ids: Any, attention_mask: Any = None, generate_fn
         own = r[n:]
         ids[i, width - len(own):], mask[i, width - len(own):] = own, 1
     with torch.no_grad():
-        cache = model(input_ids=ids[:1, :n], attention_mask=mask[:1, :n], use_cache=True,
-                      logits_to_keep=1).past_key_values
-    cache.batch_repeat_interleave(context.shape[0])
+        cache = repeated_prefix_cache(model, ids[:1, :n], mask[:1, :n], context.shape[0])
     stats = getattr(model, "_slmexp_prefix_stats", None)
     if stats is not None:
         stats["batches"] += 1
