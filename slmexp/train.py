@@ -22,7 +22,7 @@ from slmexp import distributed
 from slmexp.errors import DataError
 from slmexp.origin import fail
 from slmexp.tasks import Task, chat_messages, render_prompt, render_target
-from slmexp.train_speed import choose_precision, make_trainer_class
+from slmexp.train_speed import cast_frozen_linears, choose_precision, make_trainer_class
 from slmexp.train_stop import make_callback
 
 
@@ -174,6 +174,8 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
         callbacks=[stopper],
     )
     trainer.shared_prefix = bool(tcfg.get("shared_prefix", True))
+    if precision == "bf16" and quant is None:  # autocast would cast these on every matmul (slmexp.train_speed)
+        cast_frozen_linears(trainer.model, torch.bfloat16)
     trainer.score_only_answers = bool(tcfg.get("score_only_answers", True))
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())

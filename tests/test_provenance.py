@@ -6,6 +6,7 @@ Hand-made GGUF headers (gguf-py's writer, a few tiny tensors): no llama.cpp, no 
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import numpy as np
@@ -93,5 +94,17 @@ def test_served_shipped_gguf_is_not_labelled_dequantized(tiny_model_dir, tmp_pat
     served = run_job(compose([*base, "runtime=llamacpp", "runtime.n_threads=1"]), run_dir=tmp_path / "llamacpp")
     assert served["quantization"]["name"] == "as-shipped"
     assert served["model"]["weights_provenance"] is None
+    # llama.cpp serves the file: only its tokenizer and config were read out, nothing was dequantized
+    sha = served["model"]["sha256"]
+    tok_dir = tmp_path / "cache" / "hf-tokenizer" / sha
+    assert served["model"]["has_weights"] is False and Path(served["model"]["path"]) == tok_dir
+    assert served["model"]["bytes_on_disk"] == shipped.stat().st_size
+    assert not (tmp_path / "cache" / "hf" / sha).exists() and not list(tok_dir.glob("*.safetensors"))
     converted = run_job(compose([*base, "runtime.batch_size=1"]), run_dir=tmp_path / "transformers")
     assert converted["model"]["weights_provenance"] == "dequantized from GGUF F16"
+    assert converted["model"]["has_weights"] is True
+    full = Path(converted["model"]["path"])
+    for name in ("tokenizer.json", "tokenizer_config.json", "config.json"):  # written by the same calls
+        a, b = (tok_dir / name).read_text(), (full / name).read_text()
+        assert a == b, "\n".join(difflib.unified_diff(a.splitlines(), b.splitlines(), lineterm=""))
+    assert served["metrics"]["n_examples"] == 2  # and the tokenizer-only dir served the evaluation

@@ -100,6 +100,34 @@ def test_shared_prefix_loss_and_gradients_equal_full_forward(tiny_model_dir) -> 
     assert q0 and all(float(shared[k].abs().sum()) > 0 for k in q0)
 
 
+def test_frozen_weights_cast_once_give_the_autocast_step_exactly(tiny_model_dir) -> None:
+    """`cast_frozen_linears` stores the frozen base Linear weights in bf16: under bf16 autocast the loss and every
+    LoRA gradient are bit-identical to the step that casts the fp32 weights on each matmul; the LoRA weights,
+    embeddings and norms stay fp32."""
+    import torch
+
+    from slmexp.train_speed import cast_frozen_linears
+
+    ids = torch.randint(5, 100, (3, 24), generator=torch.Generator().manual_seed(2))
+    mask, labels = torch.ones_like(ids), ids.clone()
+
+    def step(cast: bool):
+        model = _lora_model(tiny_model_dir)
+        n = cast_frozen_linears(model, torch.bfloat16) if cast else 0
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        return model, n, loss.detach(), {k: p.grad.clone() for k, p in model.named_parameters() if p.requires_grad}
+
+    _, _, loss_ref, grads_ref = step(cast=False)
+    model, n, loss, grads = step(cast=True)
+    assert n > 0 and torch.equal(loss, loss_ref)
+    assert grads.keys() == grads_ref.keys() and all(torch.equal(grads[k], grads_ref[k]) for k in grads)
+    dtypes = {k: p.dtype for k, p in model.named_parameters()}
+    assert all(d == torch.float32 for k, d in dtypes.items() if "lora_" in k or "norm" in k or "embed" in k)
+    assert any(d == torch.bfloat16 for k, d in dtypes.items() if "base_layer" in k)
+
+
 @pytest.mark.parametrize("losses, patience, min_epochs, stop_at", [
     ([3.0, 2.0, 2.5, 2.6, 1.0], 2, 0.0, 3),   # two evaluations without improvement: stop after the 4th
     ([3.0, 2.0, 2.5, 2.6, 1.0], 2, 10.0, None),  # but never before min_epochs

@@ -65,6 +65,15 @@ def check(cfg: DictConfig) -> None:
         module.check_model(cfg.model)
 
 
+def needs_weights(cfg: DictConfig, needs: str, trained: bool) -> bool:
+    """Whether `prepare` may read the model's full-precision checkpoint, or only a shipped GGUF as is.
+
+    Untrained, quantization=none, on a runtime that loads a GGUF: `prepare` serves the shipped GGUF itself (when
+    the model came as one), so the resolver need not dequantize it (slmexp.models.resolve(weights=False)).
+    """
+    return not (needs in ("gguf", "endpoint") and str(cfg.quantization.kind) == "none" and not trained)
+
+
 def prepare(cfg: DictConfig, needs: str, source: Source, run_dir: Path, calib: Calibration | None) -> Artifact:
     """The artifact a runtime that `needs` checkpoint | gguf | onnx | endpoint loads, prepared for this run.
 
