@@ -167,6 +167,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
 
             prepare_lm_eval(task, n_bench)
         constraints = decoding.build(cfg, task)  # decoding=constrained: each prompt's answer space, else None
+        budget = decoding.fit_budget(cfg, constraints)  # decoding.budget=fit: room for the grammar to close
 
     from slmexp.runtimes import runtime_class
 
@@ -267,6 +268,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
             "n_examples": result.n_examples,
             "formulation": result.formulation,
             "decoding": decoding.mode(cfg),
+            "decoding_budget": budget,
             "primary": str(cfg.task.primary_metric),
             "chance": 1.0 / len(task.labels) if task.labels and task.kind == "classification" else None,
             "values": result.metrics,

@@ -18,7 +18,8 @@ from tests.conftest import compose
 
 # The schema derived from the shipped invoice task's gold objects (train + validation + test): every field is in
 # every gold object, none is ever null, money is a number and the line count an integer, strings are bounded by
-# twice the longest gold value (STRING_SLACK), and no other key is allowed.
+# twice the longest gold value (STRING_SLACK), numbers by one digit more than the largest gold value (never
+# negative: no gold value is), and no other key is allowed.
 INVOICE_SCHEMA = {
     "type": "object",
     "properties": {
@@ -26,9 +27,9 @@ INVOICE_SCHEMA = {
         "invoice_number": {"type": "string", "maxLength": 26},
         "date": {"type": "string", "maxLength": 20},
         "currency": {"type": "string", "maxLength": 16},
-        "total": {"type": "number"},
-        "tax": {"type": "number"},
-        "line_items": {"type": "integer"},
+        "total": {"type": "number", "minimum": 0, "maximum": 99999},
+        "tax": {"type": "number", "minimum": 0, "maximum": 99999},
+        "line_items": {"type": "integer", "minimum": 0, "maximum": 999},
     },
     "required": ["vendor", "invoice_number", "date", "currency", "total", "tax", "line_items"],
     "additionalProperties": False,
@@ -55,9 +56,10 @@ def test_derived_schema_of_the_shipped_invoice_task() -> None:
 
 def test_derived_schema_types_nullability_and_optional_keys() -> None:
     schema = derive_schema([{"a": 1, "b": None, "c": [1, 2]}, {"a": 2.5, "b": "x"}])
-    assert schema["properties"]["a"] == {"type": "number"}
+    assert schema["properties"]["a"] == {"type": "number", "minimum": 0, "maximum": 999}
     assert schema["properties"]["b"] == {"type": ["null", "string"], "maxLength": 16}
-    assert schema["properties"]["c"] == {"type": "array", "items": {"type": "integer"}}
+    assert schema["properties"]["c"] == {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 999}}
+    assert derive_schema([-3, 12345])["minimum"] == -999999  # a negative gold value: negatives allowed
     assert schema["required"] == ["a", "b"]
 
 
@@ -112,6 +114,7 @@ def test_free_decoding_builds_nothing() -> None:
     (["task.formulation=choice", "decoding=constrained"], "decoding.name", "already answers"),
     (["task=invoice-extraction", "+task.formulation=choice"], "task.formulation", "without labels"),
     (["task.formulation=pick"], "task.formulation", "not one of"),
+    (["task=invoice-extraction", "decoding=constrained", "decoding.budget=huge"], "decoding.budget", "not one of"),
     (["task=invoice-extraction", "decoding=constrained", "task.schema={type: objekt}"], "task.schema",
      "not a valid JSON Schema"),
     (["task=invoice-extraction", "decoding=constrained", "task.schema={type: array}"], "task.schema",
@@ -148,3 +151,83 @@ def test_cli_refuses_before_any_model_loads(tmp_path) -> None:
     rec = json.loads(next((tmp_path / "o").rglob("run.json")).read_text())
     assert rec["run"]["status"] == "failed" and rec["run"]["error"]["stage"] == "validate"
     assert rec.get("model") is None  # refused before the model was even resolved
+
+
+def _longest(schema: dict) -> str:
+    """The longest JSON text `schema` admits as llama.cpp's converter writes it (a space after every token, every
+    string character an escape, numbers at their longest), built by hand: what `max_chars` must bound."""
+    if "anyOf" in schema:
+        return max((_longest(b) for b in schema["anyOf"]), key=len)
+    if "enum" in schema:
+        return max((json.dumps(v) for v in schema["enum"]), key=len) + " "
+    t = schema["type"]
+    if isinstance(t, list):
+        return max((_longest({**schema, "type": x}) for x in t), key=len)
+    if t == "string":
+        return '"' + "\\n" * schema["maxLength"] + '" '
+    if t == "integer":
+        return "-" + "9" * 16 + " "
+    if t == "number":
+        return "-" + "9" * 16 + "." + "9" * 16 + "e-" + "9" * 16 + " "
+    if t == "null":
+        return "null "
+    if t == "boolean":
+        return "false "
+    if t == "array":
+        return "[ " + ", ".join(_longest(schema["items"]) for _ in range(schema["maxItems"])) + "] "
+    keys = [f'"{k}" : {_longest(v)}' for k, v in schema["properties"].items()]
+    return "{ " + ", ".join(keys) + "} "
+
+
+def test_max_chars_bounds_the_longest_answer_and_knows_unbounded_ones() -> None:
+    from slmexp.decoding.schema import max_chars
+
+    schema = {"type": "object", "additionalProperties": False, "properties": {
+        "s": {"type": "string", "maxLength": 7}, "n": {"type": ["number", "null"], "maximum": 10},
+        "i": {"type": "integer", "minimum": 0, "maximum": 5}, "e": {"enum": ["a", "bbbb"]}, "b": {"type": "boolean"},
+        "a": {"type": "array", "maxItems": 2, "items": {"type": "string", "maxLength": 3}},
+        "o": {"anyOf": [{"type": "null"}, {"type": "object", "additionalProperties": False,
+                                           "properties": {"x": {"type": "integer"}}}]}}}
+    longest = _longest(schema)
+    assert len(longest) <= max_chars(schema), (len(longest), max_chars(schema))
+    assert max_chars(INVOICE_SCHEMA) >= len(_longest(INVOICE_SCHEMA))
+    assert max_chars({"type": "string"}) is None  # no maxLength: no bound
+    assert max_chars({"type": "array", "items": {"type": "integer"}}) is None  # no maxItems
+    assert max_chars({"type": "object", "properties": {"a": {"type": "null"}}}) is None  # open to other keys
+
+
+def test_fit_budget_gives_the_grammar_room_to_close_the_answer() -> None:
+    """The task's 128 tokens cannot hold the longest invoice the schema admits (a looping vendor name cut the JSON
+    on 2026-12-03): `fit` raises the budget in the config every stage reads, `task` keeps it, labels fit anyway."""
+    cfg, task = _task(["task=invoice-extraction", "decoding=constrained"])
+    block = decoding.fit_budget(cfg, decoding.build(cfg, task))
+    assert block["rule"] == "fit" and block["task_max_new_tokens"] == 128
+    assert block["max_new_tokens"] == block["answer_max_chars"] == cfg.task.generation.max_new_tokens > 128
+    cfg, task = _task(["task=invoice-extraction", "decoding=constrained", "decoding.budget=task"])
+    block = decoding.fit_budget(cfg, decoding.build(cfg, task))
+    assert block["max_new_tokens"] == 128 == cfg.task.generation.max_new_tokens
+    cfg, task = _task(["task=support-intent", "decoding=constrained"])
+    assert decoding.fit_budget(cfg, decoding.build(cfg, task))["max_new_tokens"] == 16
+    cfg, task = _task(["task=tool-call", "decoding=constrained"])
+    spec = decoding.build(cfg, task)
+    assert decoding.fit_budget(cfg, spec)["max_new_tokens"] == spec.max_chars > 96  # the rows' tools, all bounded
+    cfg, task = _task(["task=invoice-extraction"])
+    assert decoding.fit_budget(cfg, decoding.build(cfg, task)) is None  # free decoding: nothing to fit
+
+
+def test_engines_bound_what_the_schema_cannot() -> None:
+    """llguidance gets `multipleOf` (at most FRACTION_DIGITS decimals) in its own copy of the schema only, since
+    jsonschema's float division would reject a gold 396.81; the GBNF leaves \\uXXXX escapes out."""
+    from slmexp.decoding import Constraint
+    from slmexp.decoding.grammar import gbnf
+    from slmexp.decoding.schema import FRACTION_DIGITS, engine_copy
+
+    copy = engine_copy(INVOICE_SCHEMA)
+    assert copy["properties"]["total"]["multipleOf"] == 10.0 ** -FRACTION_DIGITS
+    assert "multipleOf" not in INVOICE_SCHEMA["properties"]["total"]
+    assert "multipleOf" not in copy["properties"]["line_items"]
+    assert Draft202012Validator(INVOICE_SCHEMA).is_valid({"vendor": "a", "invoice_number": "1", "date": "d",
+                                                          "currency": "USD", "total": 396.81, "tax": 0.07,
+                                                          "line_items": 3})
+    grammar = gbnf(Constraint("extraction", schema=INVOICE_SCHEMA))
+    assert '"u"' not in grammar and "char ::=" in grammar

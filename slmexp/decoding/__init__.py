@@ -24,11 +24,20 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from slmexp.decoding.schema import derive_schema, first_violation, schema_problem, string_bound, tool_call_schema
+from slmexp.decoding.schema import (
+    derive_schema,
+    first_violation,
+    max_chars,
+    number_bound,
+    schema_problem,
+    string_bound,
+    tool_call_schema,
+)
 from slmexp.errors import SlmexpError
 
 MODES = ("free", "constrained")
 FORMULATIONS = ("generate", "choice")
+BUDGETS = ("fit", "task")
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,13 @@ class Constraint:
     choices: tuple[str, ...] | None = None
     schema: Mapping[str, Any] | None = None
     tools: tuple[Mapping[str, Any], ...] | None = None
+
+    @property
+    def max_chars(self) -> int | None:
+        """The longest answer this constraint admits, in characters (None: unbounded; slmexp.decoding.schema)."""
+        if self.choices is not None:
+            return max(len(c) for c in self.choices)
+        return max_chars(self.schema)
 
     @property
     def key(self) -> str:
@@ -56,6 +72,12 @@ class ConstraintSpec:
     task_kind: str
     default: Constraint | None = None
     by_prompt: dict[str, Constraint] = field(default_factory=dict)
+
+    @property
+    def max_chars(self) -> int | None:
+        """The longest answer any prompt's constraint admits, in characters (None: one of them is unbounded)."""
+        sizes = [c.max_chars for c in [*([self.default] if self.default else []), *self.by_prompt.values()]]
+        return None if not sizes or None in sizes else max(sizes)
 
     def for_doc(self, doc: Mapping[str, Any] | None) -> Constraint:
         """The constraint of an lm-eval request, from its doc (our docs carry the rendered user turn as `prompt`)."""
@@ -124,6 +146,9 @@ def check(cfg: DictConfig, runtime_cls: type | None = None) -> None:
                        "generated to constrain); use decoding=free with it")
     if m == "free":
         return
+    budget = str(cfg.decoding.get("budget") or "task")
+    if budget not in BUDGETS:
+        raise fail("decoding.budget", f"{budget!r} is not one of {', '.join(BUDGETS)}")
     if kind == "qa":
         raise fail("decoding.name", f"task={cfg.task.name} is a qa task: its answers are free text, with no answer "
                    "space to constrain (generation already ends at task.generation.until and max_new_tokens); "
@@ -188,12 +213,35 @@ def build(cfg: DictConfig, task: Any) -> ConstraintSpec | None:
         return ConstraintSpec(kind, default=Constraint(kind, schema=schema))
     if kind == "tool_call":
         tools_field = task.cfg.fields.tools
-        bound = string_bound(gold_value(task.cfg, row)["arguments"] for _where, row in rows)
+        args = [gold_value(task.cfg, row)["arguments"] for _where, row in rows]
+        bound, numbers = string_bound(args), number_bound(args)
         return ConstraintSpec(kind, by_prompt={
-            render_prompt(task.cfg, row): Constraint(kind, schema=tool_call_schema(row[tools_field], bound),
+            render_prompt(task.cfg, row): Constraint(kind, schema=tool_call_schema(row[tools_field], bound, numbers),
                                                      tools=tuple(row[tools_field]))
             for _where, row in rows})
     raise SlmexpError(f"decoding=constrained: no constraint for task kind {kind!r}")  # check() refused it earlier
+
+
+def fit_budget(cfg: DictConfig, spec: ConstraintSpec | None) -> dict[str, Any] | None:
+    """`decoding.budget=fit`: raise `task.generation.max_new_tokens` (in `cfg`, for every stage of the job) to the
+    longest answer the constraint admits, so the grammar can always close the answer; the record's block says what
+    was done. Why: under a grammar a small model can loop inside a value (a vendor name repeated to its length
+    bound); the task's budget (sized for real answers) then cuts the JSON, and the answer counts as invalid though
+    the constraint would have ended it. Each token adds at least one character, so characters bound tokens.
+    Well-formed answers end where they did: only looping ones run longer. `task` keeps the task's budget."""
+    if spec is None:
+        return None
+    rule = str(cfg.decoding.get("budget") or "task")  # checked by `check`
+    asked = int(cfg.task.generation.max_new_tokens)
+    longest = spec.max_chars
+    block: dict[str, Any] = {"rule": rule, "task_max_new_tokens": asked, "answer_max_chars": longest,
+                             "max_new_tokens": asked}
+    if rule == "fit" and longest is not None and longest > asked:
+        cfg.task.generation.max_new_tokens = longest
+        block["max_new_tokens"] = longest
+    elif longest is None:
+        block["note"] = "the answer space is unbounded (a string without maxLength, an array without maxItems)"
+    return block
 
 
 def extraction_schema(task: Any) -> dict[str, Any]:

@@ -35,11 +35,13 @@ def gbnf(constraint: Constraint) -> str:
     grammar = json_schema_to_gbnf(json.dumps(constraint.schema))
     # This converter's string character admits raw control characters (newlines): invalid in JSON, and a blank line
     # would hit the extraction task's stop string inside a value. llama.cpp's current converter excludes them too.
-    return grammar.replace(_LOOSE_CHAR, _JSON_CHAR)
+    # \uXXXX escapes are left out: every character then takes at most 2 (slmexp.decoding.schema.max_chars).
+    return grammar.replace(_LOOSE_CHAR, _JSON_CHAR).replace(_UNICODE_ESCAPE, "")
 
 
 _LOOSE_CHAR = 'char ::= [^"\\\\]'
 _JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F]'
+_UNICODE_ESCAPE = ' | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F]'
 
 
 def llguidance_grammar(constraint: Constraint) -> str:
@@ -48,7 +50,9 @@ def llguidance_grammar(constraint: Constraint) -> str:
 
     if constraint.choices is not None:
         return LLMatcher.grammar_from_lark("start: " + " | ".join(json.dumps(c) for c in constraint.choices))
-    return LLMatcher.grammar_from_json_schema(dict(constraint.schema or {}), defaults=LLGUIDANCE_JSON)
+    from slmexp.decoding.schema import engine_copy
+
+    return LLMatcher.grammar_from_json_schema(engine_copy(dict(constraint.schema or {})), defaults=LLGUIDANCE_JSON)
 
 
 def llguidance_problem(constraint: Constraint) -> str | None:

@@ -17,6 +17,16 @@ from typing import Any
 # characters): a small model under a grammar otherwise repeats a word until the token budget cuts the JSON short.
 STRING_SLACK = 2
 _MIN_STRING = 16
+# Derived numbers: at most one more digit than the largest magnitude seen (`number_bound`), never negative unless a
+# gold value was. Same reason: a model under a grammar otherwise writes digits ("line_items": 1000000...) until the
+# budget cuts the object.
+_MIN_NUMBER = 999
+# Decimals a number may have under llguidance (as `multipleOf` in the engine's copy of the schema only: jsonschema
+# checks multipleOf by float division, which would reject a gold 396.81). llama.cpp's converter allows 16.
+FRACTION_DIGITS = 6
+_LLAMACPP_NUMBER = 1 + 16 + 1 + 16 + 2 + 16  # sign, integral, ".", decimals, exponent: its converter's longest number
+_LLAMACPP_INTEGER = 1 + 16  # its converter ignores minimum/maximum but stops at 16 digits
+_ESCAPED = 2  # a string character is at most an escape like \\n (the GBNF leaves \\uXXXX out)
 
 _JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null",
                dict: "object", list: "array"}
@@ -59,25 +69,114 @@ def derive_schema(values: Iterable[Any]) -> dict[str, Any]:
     if "string" in types:
         longest = max(len(v) for v in values if isinstance(v, str))
         schema["maxLength"] = max(_MIN_STRING, STRING_SLACK * longest)
+    if types & {"integer", "number"}:
+        nums = [v for v in values if type(v) in (int, float)]
+        bound = number_bound(nums)
+        schema["minimum"] = -bound if any(v < 0 for v in nums) else 0
+        schema["maximum"] = bound
     merged = _merge_types(types)
     schema = {"type": merged[0] if len(merged) == 1 else merged, **schema}
     return schema
 
 
-def closed(schema: Mapping[str, Any], max_string: int | None = None) -> dict[str, Any]:
+def closed(schema: Mapping[str, Any], max_string: int | None = None, max_number: int | None = None) -> dict[str, Any]:
     """A copy of an object schema that admits no keys it does not list (nested objects too), as a tool's
     arguments are scored (slmexp.tasks.metrics.schema_errors counts unknown keys as errors); free strings (no
-    enum, no length of their own) at most `max_string` characters when given."""
+    enum, no length of their own) at most `max_string` characters and free numbers within +-`max_number` when
+    given."""
     out = dict(schema)
     if out.get("type") == "object" or "properties" in out:
         out.setdefault("properties", {})
-        out["properties"] = {k: closed(v, max_string) if isinstance(v, Mapping) else v
+        out["properties"] = {k: closed(v, max_string, max_number) if isinstance(v, Mapping) else v
                              for k, v in out["properties"].items()}
         out.setdefault("additionalProperties", False)
     if isinstance(out.get("items"), Mapping):
-        out["items"] = closed(out["items"], max_string)
+        out["items"] = closed(out["items"], max_string, max_number)
     if max_string and out.get("type") == "string" and not ({"enum", "const", "maxLength"} & set(out)):
         out["maxLength"] = max_string
+    if max_number and out.get("type") in ("integer", "number") and not ({"enum", "const"} & set(out)):
+        out.setdefault("minimum", -max_number)
+        out.setdefault("maximum", max_number)
+    return out
+
+
+def number_bound(values: Iterable[Any]) -> int:
+    """All nines with one digit more than the largest magnitude among the numbers anywhere in `values` (nested
+    too), at least `_MIN_NUMBER`: the bound of free numbers derived from a task's gold answers."""
+    def numbers(v: Any) -> Iterable[float]:
+        if type(v) in (int, float):
+            yield abs(v)
+        elif isinstance(v, Mapping):
+            for x in v.values():
+                yield from numbers(x)
+        elif isinstance(v, list):
+            for x in v:
+                yield from numbers(x)
+
+    largest = max([0.0, *(x for v in values for x in numbers(v))])
+    return max(_MIN_NUMBER, 10 ** (len(str(int(largest))) + 1) - 1)
+
+
+def max_chars(schema: Any) -> int | None:
+    """The most characters an answer valid under `schema` can take as either engine writes it (llama.cpp's GBNF
+    converter: one optional space after each token, numbers up to its 16-digit parts; llguidance: json.dumps'
+    separators, `FRACTION_DIGITS` decimals), or None when something in it is unbounded (a string without
+    maxLength, an array without maxItems). Every generated token adds at least one character, so a token budget
+    of this many always lets the grammar close the answer (slmexp.decoding.fit_budget)."""
+    if not isinstance(schema, Mapping):
+        return None
+    if "const" in schema:
+        return len(json.dumps(schema["const"])) + 1
+    if "enum" in schema:
+        return max(len(json.dumps(v)) for v in schema["enum"]) + 1
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            sizes = [max_chars({**{k: v for k, v in schema.items() if k != key}, **dict(b)}) for b in schema[key]]
+            return None if None in sizes else max(sizes)
+    types = schema.get("type")
+    if isinstance(types, list):
+        sizes = [max_chars({**schema, "type": t}) for t in types]
+        return None if None in sizes else max(sizes)
+    if types == "null":
+        return 5
+    if types == "boolean":
+        return 6
+    if types == "integer":
+        digits = [len(str(int(abs(schema[k])))) for k in ("minimum", "maximum") if k in schema]
+        return max([_LLAMACPP_INTEGER, *(1 + d for d in digits)]) + 1  # sign + digits, a space
+    if types == "number":
+        digits = [len(str(int(abs(schema[k])))) for k in ("minimum", "maximum") if k in schema]
+        return max(_LLAMACPP_NUMBER, 1 + max([0, *digits]) + 1 + FRACTION_DIGITS) + 1
+    if types == "string":
+        return None if "maxLength" not in schema else 2 + _ESCAPED * int(schema["maxLength"]) + 1
+    if types == "array":
+        items = max_chars(schema.get("items")) if "items" in schema else None
+        if items is None or "maxItems" not in schema:
+            return None
+        return 2 + int(schema["maxItems"]) * (items + 2) + 1
+    if types == "object" or "properties" in schema:
+        if schema.get("additionalProperties", True) is not False:
+            return None
+        total = 2 + 1  # braces, a space
+        for key, sub in (schema.get("properties") or {}).items():
+            value = max_chars(sub)
+            if value is None:
+                return None
+            total += len(json.dumps(key)) + 1 + 2 + value + 2  # "key" :<space> value ,<space>
+        return total
+    return None
+
+
+def engine_copy(schema: Any) -> Any:
+    """`schema` with every number limited to `FRACTION_DIGITS` decimals (`multipleOf`), for llguidance only: its
+    JSON numbers otherwise take decimals without end."""
+    if isinstance(schema, list):
+        return [engine_copy(v) for v in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out = {k: engine_copy(v) for k, v in schema.items()}
+    if out.get("type") == "number" and "multipleOf" not in out:
+        out["multipleOf"] = 10.0 ** -FRACTION_DIGITS
     return out
 
 
@@ -97,14 +196,16 @@ def string_bound(values: Iterable[Any]) -> int:
     return max([_MIN_STRING, *(STRING_SLACK * len(s) for v in values for s in strings(v))])
 
 
-def tool_call_schema(tools: Sequence[Mapping[str, Any]], max_string: int | None = None) -> dict[str, Any]:
+def tool_call_schema(tools: Sequence[Mapping[str, Any]], max_string: int | None = None,
+                     max_number: int | None = None) -> dict[str, Any]:
     """A call `{"name": <one offered tool>, "arguments": <valid under that tool's parameters>}`: one branch per
     tool, so the arguments are checked against the schema of the tool actually named. Free string arguments at
-    most `max_string` characters when given (a bound derived from the gold calls: `string_bound`)."""
+    most `max_string` characters, free numbers within +-`max_number`, when given (bounds derived from the gold
+    calls: `string_bound`, `number_bound`)."""
     branches = []
     for tool in tools:
         fn = tool.get("function", tool)
-        params = closed(fn.get("parameters") or {"type": "object", "properties": {}}, max_string)
+        params = closed(fn.get("parameters") or {"type": "object", "properties": {}}, max_string, max_number)
         branches.append({"type": "object", "properties": {"name": {"const": fn["name"]}, "arguments": params},
                          "required": ["name", "arguments"], "additionalProperties": False})
     return branches[0] if len(branches) == 1 else {"anyOf": branches}
