@@ -5,10 +5,11 @@ on the same SmolLM2-135M, the same support-intent examples, one epoch each, in o
 
 Arms (LoRA r16 on all linear layers, lr 1e-3, cosine, warm-up 5%, seed 1234, one epoch over the first N rows):
   slmexp-fp32-before  slmexp.train.train with the pre-issue-16 defaults: fp32, batch 4, random order, no shared prefix,
-                      TRL's LM head over every position
+                      TRL's LM head over every position, LoRA dropout 0.05
   slmexp              slmexp.train.train with today's defaults (train/default.yaml): precision auto, batch 16,
                       group_by_length, shared prompt prefix, LM head on the answer tokens only
   bare-trl            `trl.SFTTrainer` with its own defaults (bf16 autocast on CPU) at batch 16, same data and LoRA
+                      (dropout 0.05, as slmexp had before)
 Throughput = tokens trained (padding excluded) / wall time of `trainer.train()` (no evaluation inside). Quality = the
 mean completion-token loss of each trained adapter on the first --val validation rows, computed by one fp32 function
 for all arms (so the precision and the prefix trick cannot flatter their own number).
@@ -28,7 +29,7 @@ from _common import compose, machine, resolved_default_model
 COMMON = ["adapter=lora", "train.num_train_epochs=1", "train.max_steps=0", "train.eval_steps=0", "train.merge=false",
           "train.logging_steps=1", "train.warmup_ratio=0.05", "train.learning_rate=1e-3"]
 BEFORE = ["train.precision=fp32", "train.per_device_train_batch_size=4", "train.sampling=random",
-          "train.shared_prefix=false", "train.score_only_answers=false"]
+          "train.shared_prefix=false", "train.score_only_answers=false", "adapter.peft.lora_dropout=0.05"]
 
 
 def slmexp_arm(extra: list[str], n: int, base: Path, out: Path) -> tuple[dict[str, Any], Path]:

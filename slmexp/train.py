@@ -276,8 +276,10 @@ def train_key(cfg: DictConfig, task: Task, model_sha: str | None, model_path: Pa
         "model": model_sha or str(model_path),
         "adapter": OmegaConf.to_container(cfg.adapter, resolve=True),
         "train": OmegaConf.to_container(cfg.train, resolve=True),
-        # The task's rendering settings, not where its files live: the data's sha256 below stands for the data.
-        "task_render": {k: v for k, v in OmegaConf.to_container(cfg.task, resolve=True).items() if k != "data"},
+        # The task's rendering settings, not where its files live (the data's sha256 below stands for the data) nor
+        # how answers are generated at evaluation (`generation`: decoding.budget=fit raises its max_new_tokens).
+        "task_render": {k: v for k, v in OmegaConf.to_container(cfg.task, resolve=True).items()
+                        if k not in ("data", "generation")},
         "data": {k: v for k, v in task.sha256.items() if k in ("train", "validation")},
     })
 

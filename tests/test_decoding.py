@@ -231,3 +231,18 @@ def test_engines_bound_what_the_schema_cannot() -> None:
                                                           "line_items": 3})
     grammar = gbnf(Constraint("extraction", schema=INVOICE_SCHEMA))
     assert '"u"' not in grammar and "char ::=" in grammar
+
+
+def test_the_fitted_budget_does_not_change_what_training_is_keyed_on(tmp_path) -> None:
+    """A constrained arm trains nothing new: fit_budget raises task.generation.max_new_tokens, which the adapter
+    does not depend on, so its train key equals the free arm's (2026-12-03: the LoRA of invoice-constrained was
+    retrained, 15 min, because the key held the raised budget)."""
+    from slmexp.train import train_key
+
+    keys = []
+    for extra in ([], ["decoding=constrained"]):
+        cfg, task = _task(["task=invoice-extraction", "adapter=lora", *extra])
+        decoding.fit_budget(cfg, decoding.build(cfg, task))
+        keys.append(train_key(cfg, task, "0" * 64, tmp_path))
+    assert cfg.task.generation.max_new_tokens > 128  # the budget was raised ...
+    assert keys[0] == keys[1]  # ... and the training is the same one
