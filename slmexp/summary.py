@@ -80,10 +80,12 @@ def print_summary(record: dict[str, Any]) -> None:
         table.add_row("evaluation", f"{speed.get('eval_wall_s', 0):.1f} s wall "
                                     f"({speed.get('eval_examples_per_s') or 0:.2f} examples/s{ran})")
     if speed.get("n_requests") and speed.get("ttft_ms"):
+        # task.formulation=choice scores labels and generates nothing: no decode rate in the record
+        decode = (f"decode {_fmt_rate(speed['decode_tokens_per_s']['p50'])} (p50)" if speed.get("decode_tokens_per_s")
+                  else "no decode (labels scored, nothing generated)")
         table.add_row("speed", f"TTFT p50 {speed['ttft_ms']['p50']:.0f} ms, latency p50/p95 "
-                               f"{speed['latency_ms']['p50']:.0f}/{speed['latency_ms']['p95']:.0f} ms, decode "
-                               f"{_fmt_rate(speed['decode_tokens_per_s']['p50'])} (p50), "
-                               f"{speed['requests_per_s']:.2f} req/s; n={speed['n_requests']} after "
+                               f"{speed['latency_ms']['p50']:.0f}/{speed['latency_ms']['p95']:.0f} ms, {decode}, "
+                               f"{speed.get('requests_per_s') or 0:.2f} req/s; n={speed['n_requests']} after "
                                f"{speed['warmup_requests']} warm-up, concurrency 1")
         if conc := speed.get("concurrent"):
             table.add_row("speed, concurrent", f"{conc['requests_per_s']:.2f} req/s, {conc['output_tokens_per_s']:.1f} "

@@ -45,3 +45,22 @@ def test_choice_job_records_formulation_and_times_label_scoring(tiny_overrides, 
     rec["_dir"] = str(tmp_path / "run")
     row = build_table([rec]).iloc[0]
     assert row["formulation"] == "choice" and row["decoding"] == "free" and row["validity"] == 1.0
+
+
+def test_summary_of_a_choice_run_has_no_decode_rate(capsys) -> None:
+    """A choice run's speed block has no decode rate (labels are scored, nothing is generated): the end-of-run
+    summary says so instead of failing the job with a KeyError (seen 2026-12-03 on a LoRA choice job)."""
+    import json as _json
+    from pathlib import Path as _Path
+
+    from slmexp.summary import print_summary
+
+    speed = {"load_s": 0.5, "eval_wall_s": 10.0, "n_requests": 5, "warmup_requests": 1, "requests_per_s": 1.6,
+             "ttft_ms": {"p50": 594.0, "p95": 693.0}, "latency_ms": {"p50": 594.0, "p95": 693.0},
+             "timing_note": "formulation=choice: ... no decode rate"}
+    record = {"run": {"name": "t", "status": "finished", "run_dir": str(_Path("/tmp/x")), "stages_s": {}},
+              "model": {"name": "smollm2-135m", "role": "slm", "params_b": 0.135, "dtype": "float32",
+                        "bytes_on_disk": 1, "source": "wheel"}, "speed": speed}
+    print_summary(_json.loads(_json.dumps(record)))
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no decode (labels scored, nothing generated)" in err and "594" in err
