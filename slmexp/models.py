@@ -178,16 +178,18 @@ def wheel_gguf(wheel: DictConfig, cache_dir: Path) -> tuple[Path, str]:
     return target, actual
 
 
+def _current(entry: Path) -> bool:
+    """A conversion cache entry written by this converter version (an older one is rebuilt)."""
+    marker = entry / _MARKER
+    return marker.exists() and json.loads(marker.read_text()).get("converter") == CONVERTER_VERSION
+
+
 def convert_gguf(gguf: Path, sha256: str, cache_dir: Path) -> Path:
     """Dequantize a GGUF into a safetensors checkpoint once, keyed by the GGUF's sha256 (cache.publish_dir: built
     under a lock in `<key>.partial`, then renamed into place)."""
     out = cache_dir / "hf" / sha256
 
-    def done(entry: Path) -> bool:
-        marker = entry / _MARKER
-        return marker.exists() and json.loads(marker.read_text()).get("converter") == CONVERTER_VERSION
-
-    if done(out):
+    if _current(out):
         return out
 
     def build(tmp: Path) -> None:
@@ -217,7 +219,7 @@ def convert_gguf(gguf: Path, sha256: str, cache_dir: Path) -> Path:
                                           "convert_s": round(time.perf_counter() - t0, 2)})
         console.print(f"converted in {time.perf_counter() - t0:.1f} s")
 
-    publish_dir(out, build, done)
+    publish_dir(out, build, _current)
     return out
 
 
@@ -229,11 +231,7 @@ def gguf_tokenizer(gguf: Path, sha256: str, cache_dir: Path) -> Path:
         return full
     out = cache_dir / "hf-tokenizer" / sha256
 
-    def done(entry: Path) -> bool:
-        marker = entry / _MARKER
-        return marker.exists() and json.loads(marker.read_text()).get("converter") == CONVERTER_VERSION
-
-    if done(out):
+    if _current(out):
         return out
 
     def build(tmp: Path) -> None:
@@ -256,7 +254,7 @@ def gguf_tokenizer(gguf: Path, sha256: str, cache_dir: Path) -> Path:
         write_json_atomic(tmp / _MARKER, {"gguf": str(gguf), "sha256": sha256, "converter": CONVERTER_VERSION,
                                           "weights": False, "convert_s": round(time.perf_counter() - t0, 2)})
 
-    publish_dir(out, build, done)
+    publish_dir(out, build, _current)
     return out
 
 

@@ -103,17 +103,7 @@ def closed(schema: Mapping[str, Any], max_string: int | None = None, max_number:
 def number_bound(values: Iterable[Any]) -> int:
     """All nines with one digit more than the largest magnitude among the numbers anywhere in `values` (nested
     too), at least `_MIN_NUMBER`: the bound of free numbers derived from a task's gold answers."""
-    def numbers(v: Any) -> Iterable[float]:
-        if type(v) in (int, float):
-            yield abs(v)
-        elif isinstance(v, Mapping):
-            for x in v.values():
-                yield from numbers(x)
-        elif isinstance(v, list):
-            for x in v:
-                yield from numbers(x)
-
-    largest = max([0.0, *(x for v in values for x in numbers(v))])
+    largest = max([0.0, *(abs(x) for v in values for x in _leaves(v) if type(x) in (int, float))])
     return max(_MIN_NUMBER, 10 ** (len(str(int(largest))) + 1) - 1)
 
 
@@ -180,20 +170,22 @@ def engine_copy(schema: Any) -> Any:
     return out
 
 
+def _leaves(value: Any) -> Iterable[Any]:
+    """Every scalar inside a parsed JSON value (object values and array items, nested)."""
+    if isinstance(value, Mapping):
+        for x in value.values():
+            yield from _leaves(x)
+    elif isinstance(value, list):
+        for x in value:
+            yield from _leaves(x)
+    else:
+        yield value
+
+
 def string_bound(values: Iterable[Any]) -> int:
     """`STRING_SLACK` x the longest string anywhere in `values` (nested too), at least `_MIN_STRING`: the bound
     of free strings derived from a task's gold answers."""
-    def strings(v: Any) -> Iterable[str]:
-        if isinstance(v, str):
-            yield v
-        elif isinstance(v, Mapping):
-            for x in v.values():
-                yield from strings(x)
-        elif isinstance(v, list):
-            for x in v:
-                yield from strings(x)
-
-    return max([_MIN_STRING, *(STRING_SLACK * len(s) for v in values for s in strings(v))])
+    return max([_MIN_STRING, *(STRING_SLACK * len(s) for v in values for s in _leaves(v) if isinstance(s, str))])
 
 
 def tool_call_schema(tools: Sequence[Mapping[str, Any]], max_string: int | None = None,
