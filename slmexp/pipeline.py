@@ -346,12 +346,9 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
 
 
 def _needs_weights(cfg: DictConfig, needs: str, trained: bool) -> bool:
-    """The full-precision checkpoint is read by training, by the quantizers (slmexp.quantize.needs_weights) and by
-    the fidelity stage (the parent's logits); otherwise a GGUF source resolves to its tokenizer only."""
+    """Training, quantizers and the fidelity stage read the checkpoint; else a GGUF resolves to its tokenizer."""
     from slmexp import quantize
-
-    fidelity = int((cfg.eval.get("fidelity") or {}).get("n_prompts") or 0) > 0
-    return fidelity or quantize.needs_weights(cfg, needs, trained)
+    return quantize.needs_weights(cfg, needs, trained) or bool((cfg.eval.get("fidelity") or {}).get("n_prompts"))
 
 
 def _fidelity(cfg: DictConfig, task: Any, runtime: Any, parent: Path, record: RunRecord,
