@@ -509,3 +509,23 @@ def test_contended_provenance_split_strict_selection_and_no_correct_answer(tmp_p
     assert "chosen on the validation split" in md
     tex = write_report(root)["tex"].read_text()
     assert "(dequantized from GGUF Q4\\_1)" in tex and "(contended)" in tex
+
+
+def test_rss_at_load_is_shown_next_to_the_serving_peak(tmp_path: Path, sweep: Path) -> None:
+    """A multirun's jobs share one process, so a later job's serving peak starts from what earlier jobs left: the
+    table prints that floor (speed.rss_before_load_mb) beside the peak, and leaves the column out when no run has
+    it (records written before the field existed)."""
+    root = tmp_path / "shared-process"
+    _write_run(root, "0", model="qwen2.5-coder-1.5b", role="baseline", params_b=1.54, correct=BASE_CORRECT,
+               latency=(2000.0, 2600.0), extra={"speed": {"peak_rss_mb": 1239.6, "rss_before_load_mb": 66.6}})
+    _write_run(root, "1", model="smollm2-135m", correct=SLM_CORRECT, latency=(400.0, 520.0),
+               extra={"speed": {"peak_rss_mb": 2264.5, "rss_before_load_mb": 1523.6}})
+    df = build_table(collect(root))
+    assert _row(df, "smollm2-135m@transformers")["rss_at_load_mb"] == pytest.approx(1523.6)
+    lines = Path(write_report(root)["md"]).read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| model |")).split(" | ")
+    slm = next(line for line in lines if line.startswith("| smollm2-135m")).split(" | ")
+    at = header.index("RSS at load (MiB)")
+    assert header[at - 1] == "peak RSS (MiB)" and (slm[at - 1], slm[at]) == ("2264", "1524")
+    plain = Path(write_report(sweep)["md"]).read_text()
+    assert "RSS at load" not in next(line for line in plain.splitlines() if line.startswith("| model |"))

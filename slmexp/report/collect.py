@@ -257,6 +257,9 @@ def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
         "ttft_p50_ms": sp("ttft_ms", "p50"), "decode_tok_s": sp("decode_tokens_per_s", "p50"),
         # a remote endpoint's memory is the server's, not this client's: not measured, so an empty cell
         "requests_per_s": sp("requests_per_s"), "peak_rss_mb": None if remote else sp("peak_rss_mb"),
+        # the floor of that peak: what the process held when loading began (libraries, and in a multirun sharing
+        # one process, what earlier jobs left); shown so rows of one table can be read against each other
+        "rss_at_load_mb": None if remote else sp("rss_before_load_mb"),
         "eval_ms_per_example": (1000 * eval_wall / examples) if finished and eval_wall and examples else None,
         "usd_per_1k_req": usd_1k,
         "usd_per_1m_tok": _num(cost.get("usd_per_1m_output_tokens")) if finished else None,

@@ -26,7 +26,8 @@ _MD_COLUMNS: list[tuple[str, str, str]] = [
     ("strict_match", "strict", ".3f"), ("validity", "valid", ".3f"), ("accuracy_delta", "Δ acc [95% CI]", "+.3f"),
     ("retained_pct", "retained % [95% CI]", ".1f"), ("latency_p50_ms", "latency p50 (ms)", ".0f"),
     ("latency_p95_ms", "latency p95 (ms)", ".0f"), ("decode_tok_s", "decode tok/s", ".1f"),
-    ("peak_rss_mb", "peak RSS (MiB)", ".0f"), ("size_mb", "size (MB)", ".0f"), ("contended", "contended", "s"),
+    ("peak_rss_mb", "peak RSS (MiB)", ".0f"), ("rss_at_load_mb", "RSS at load (MiB)", ".0f"),
+    ("size_mb", "size (MB)", ".0f"), ("contended", "contended", "s"),
     ("usd_per_1k_req", "$/1k req", ".4g"), ("usd_per_1k_correct", "$/1k correct", ".4g"),
     ("speedup", "speed-up × [95% CI]", ".2f"), ("cost_ratio", "cost ratio [95% CI]", ".2f"),
     ("n_paired", "n_paired", "d"), ("mcnemar_bc", "b/c", "g"), ("mcnemar_p", "McNemar p (raw)", ".3g"),
@@ -42,7 +43,7 @@ _TEX_COLUMNS: list[tuple[str, str, str]] = [
     ("speedup", "speed-up", ".2f"), ("n_paired", "paired", "d"), ("mcnemar_p_holm", "$p$ (Holm)", ".3g"),
 ]
 # Columns left out of a table in which no row has a value (a strict column only for classification, ...).
-_OPTIONAL = {"strict_match", "validity", "contended", "selection", "compare_note", "split"}
+_OPTIONAL = {"strict_match", "validity", "rss_at_load_mb", "contended", "selection", "compare_note", "split"}
 # Columns shown only when some row is not at the default (free decoding, generated answers).
 _DEFAULTED = {"decoding": "free", "formulation": "generate"}
 # Relative columns whose paired CI (`<col>_ci95_low/high`) is printed in brackets after the value.
@@ -163,7 +164,9 @@ def _caption(df: pd.DataFrame, caption: str | None) -> str:
         "Δ acc = accuracy - baseline accuracy; retained % = accuracy / baseline accuracy × 100; their [95% CI] is a "
         f"paired bootstrap over the example ids both rows scored (same resampled ids for both, {BOOTSTRAP_RESAMPLES} "
         f"resamples, seed {BOOTSTRAP_SEED}); n_paired = those ids. Latency: end-to-end per request, one at a time "
-        "(ms); decode tok/s: median tokens/s after the first token; peak RSS in MiB; size in MB (1e6 bytes) of the "
+        "(ms); decode tok/s: median tokens/s after the first token; peak RSS: MiB while serving (load + evaluate + "
+        "benchmark); RSS at load: what the process already held then, the floor of that peak (libraries, and in a "
+        "multirun sharing one process what earlier jobs left); size in MB (1e6 bytes) of the "
         "served GGUF or ONNX export, else the checkpoint. $/1k req: USD per 1,000 requests; $/1k correct = $/1k req "
         "/ accuracy. speed-up = baseline latency p50 / row latency p50; cost ratio = row $/1k req / baseline $/1k "
         "req; their [95% CI], when shown, is a paired bootstrap over the timed requests matched by example id. b/c: "

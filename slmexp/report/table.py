@@ -32,7 +32,8 @@ ID_COLUMNS = ["label", "task", "split", "model", "weights_provenance", "role", "
               "runtime", "decoding", "formulation", "variant", "seed", "n_seeds", "status", "error", "n", "metric"]
 # Measured columns: averaged over seeds, each followed by `<name>_std` in the DataFrame/CSV.
 MEASURED = ["accuracy", "strict_match", "validity", "accuracy_delta", "retained_pct", "latency_p50_ms",
-            "latency_p95_ms", "ttft_p50_ms", "decode_tok_s", "requests_per_s", "peak_rss_mb", "eval_ms_per_example",
+            "latency_p95_ms", "ttft_p50_ms", "decode_tok_s", "requests_per_s", "peak_rss_mb", "rss_at_load_mb",
+            "eval_ms_per_example",
             "usd_per_1k_req", "usd_per_1m_tok", "usd_per_1k_correct", "speedup", "cost_ratio"]
 # Columns that are not averaged: constant over seeds, or computed once for the whole row.
 SINGLE = ["ci95_low", "ci95_high", "size_mb", "f16_mb", "n_paired", "mcnemar_b", "mcnemar_c", "mcnemar_p",
@@ -85,6 +86,8 @@ COLUMN_DOC: dict[str, str] = {
     "decode_tok_s": "decode speed after the first token, median (tokens/s)",
     "requests_per_s": "sequential throughput of the speed stage (requests/s)",
     "peak_rss_mb": "peak resident memory while serving: load + evaluate + benchmark (MiB)",
+    "rss_at_load_mb": "resident memory when loading began, the floor of peak_rss_mb (MiB): imported libraries, and in "
+                      "a multirun whose jobs share one process (Hydra's basic launcher) what earlier jobs left",
     "contended": "True when other processes used a meaningful share of the cores while the speed stage ran "
                  "(speed.contended; any seed): its speed figures are not comparable",
     "eval_ms_per_example": "wall time of the batched accuracy pass / n (ms per example; not a latency)",
