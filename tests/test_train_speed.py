@@ -237,3 +237,19 @@ def test_answers_only_lm_head_same_loss_and_active_on_cpu(tiny_model_dir) -> Non
     assert not tu._use_triton(cpu)
     assert abs(plain_loss - compact_loss) < 1e-5
     assert torch.allclose(plain_grad, compact_grad, atol=1e-6)
+
+
+def test_a_long_prompt_task_trains_the_same_batch_in_smaller_forwards() -> None:
+    """tool-call rows share no prompt prefix and run to ~900 tokens: 16 of them in one forward held 23 GB (it
+    thrashed on a 24 GB machine). The task asks for 4 rows x 4 accumulated forwards, the same batch of 16; a task
+    that says nothing keeps 16 x 1, and a user override still wins."""
+    from tests.conftest import compose
+
+    def batch(overrides: list[str]) -> tuple[int, int]:
+        train = compose(["adapter=lora", *overrides]).train
+        return int(train.per_device_train_batch_size), int(train.gradient_accumulation_steps)
+
+    assert batch(["task=tool-call"]) == (4, 4)
+    assert batch(["task=support-intent"]) == (16, 1)
+    assert batch(["task=tool-call", "train.per_device_train_batch_size=8",
+                  "train.gradient_accumulation_steps=2"]) == (8, 2)
