@@ -6,7 +6,8 @@ minus the keys that only say where files go or how results are logged, priced or
 data files and of the local model weights (an edited JSONL or a retrained checkpoint under the same path is a new
 experiment). Out: `paths`, `name` (the run dir), `logger`, `baseline`, `optimized_metric` and `claims` (how the
 sweep reads the table; a relaunch writes new claims into the finished record: slmexp.report.claims.refresh), `cost`
-(recomputed from the stored speed figures by `refresh_cost`, without running the model again).
+(recomputed from the stored speed figures by `refresh_cost`, without running the model again), and `train` for a
+job that trains nothing (`adapter.name: none`): a change to the training defaults does not re-run zero-shot arms.
 """
 
 from __future__ import annotations
@@ -73,8 +74,12 @@ def inputs_sha256(resolved: dict[str, Any]) -> dict[str, str]:
 
 
 def fingerprint(container: dict[str, Any], resolved: dict[str, Any] | None = None) -> str:
-    """sha256 of the config as written minus NOT_RESULT_KEYS, plus `inputs_sha256(resolved)` when given."""
+    """sha256 of the config as written minus NOT_RESULT_KEYS (and `train` when adapter.name is none), plus
+    `inputs_sha256(resolved)` when given."""
     core = {k: v for k, v in container.items() if k not in NOT_RESULT_KEYS}
+    adapter = (resolved or container).get("adapter")
+    if isinstance(adapter, dict) and adapter.get("name") == "none":  # nothing trains: train.* cannot change it
+        core.pop("train", None)
     if resolved is not None:
         core["_inputs_sha256"] = inputs_sha256(resolved)
     return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()

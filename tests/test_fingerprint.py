@@ -48,3 +48,13 @@ def test_cost_only_change_recomputes_cost_from_stored_speed() -> None:
     assert previous["cost"]["profile"] == "l4-24gb" and previous["run"]["cost_recomputed"]
     assert previous["config"]["cost"]["name"] == "l4-24gb"
     assert not refresh_cost(previous, cfg, resolved)  # already current: nothing to do
+
+
+def test_a_job_that_trains_nothing_ignores_the_train_config() -> None:
+    """Zero-shot and shipped-model arms read no `train.*`: a change to the training defaults (or a sweep's train
+    overrides) must not re-run them, while a LoRA arm's fingerprint still follows every train key."""
+    assert _fp(["train.max_steps=40"]) == _fp([])
+    assert _fp(["arm=llm-baseline", "train.per_device_train_batch_size=4"]) == _fp(["arm=llm-baseline"])
+    assert _fp(["adapter=lora", "train.max_steps=40"]) != _fp(["adapter=lora"])
+    assert _fp(["distill=qwen2.5-coder-1.5b", "adapter=lora", "train.learning_rate=1e-4"]) != _fp(
+        ["distill=qwen2.5-coder-1.5b", "adapter=lora"])
