@@ -241,7 +241,7 @@ def test_answers_only_lm_head_same_loss_and_active_on_cpu(tiny_model_dir) -> Non
 
 def test_a_long_prompt_task_trains_the_same_batch_in_smaller_forwards() -> None:
     """tool-call rows share no prompt prefix and run to ~900 tokens: 16 of them in one forward held 23 GB (it
-    thrashed on a 24 GB machine). The task asks for 4 rows x 4 accumulated forwards, the same batch of 16; a task
+    nearly filled a 24 GB machine). The task asks for 4 rows x 4 accumulated forwards, the same batch of 16; a task
     that says nothing keeps 16 x 1, and a user override still wins."""
     from tests.conftest import compose
 
