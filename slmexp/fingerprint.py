@@ -73,12 +73,17 @@ def inputs_sha256(resolved: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def trains(config: dict[str, Any]) -> bool:
+    """Whether a job with this config (as written or resolved) has a training stage; `train.*` means nothing if not."""
+    adapter = config.get("adapter")
+    return not (adapter is None or (isinstance(adapter, dict) and adapter.get("name") in (None, "none")))
+
+
 def fingerprint(container: dict[str, Any], resolved: dict[str, Any] | None = None) -> str:
     """sha256 of the config as written minus NOT_RESULT_KEYS (and `train` when adapter.name is none), plus
     `inputs_sha256(resolved)` when given."""
     core = {k: v for k, v in container.items() if k not in NOT_RESULT_KEYS}
-    adapter = (resolved or container).get("adapter")
-    if isinstance(adapter, dict) and adapter.get("name") == "none":  # nothing trains: train.* cannot change it
+    if not trains(resolved or container):
         core.pop("train", None)
     if resolved is not None:
         core["_inputs_sha256"] = inputs_sha256(resolved)

@@ -85,7 +85,8 @@ def print_summary(record: dict[str, Any]) -> None:
                   else "no decode (labels scored, nothing generated)")
         table.add_row("speed", f"TTFT p50 {speed['ttft_ms']['p50']:.0f} ms, latency p50/p95 "
                                f"{speed['latency_ms']['p50']:.0f}/{speed['latency_ms']['p95']:.0f} ms, {decode}, "
-                               f"{speed.get('requests_per_s') or 0:.2f} req/s; n={speed['n_requests']} after "
+                               + (f"{speed['requests_per_s']:.2f} req/s; " if speed.get("requests_per_s") else "")
+                               + f"n={speed['n_requests']} after "
                                f"{speed['warmup_requests']} warm-up, concurrency 1")
         if conc := speed.get("concurrent"):
             table.add_row("speed, concurrent", f"{conc['requests_per_s']:.2f} req/s, {conc['output_tokens_per_s']:.1f} "

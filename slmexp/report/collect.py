@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from slmexp.fingerprint import trains
 from slmexp.record import RECORD_NAME, load
 
 log = logging.getLogger("slmexp.report")
@@ -197,7 +198,7 @@ def _config_key(rec: dict[str, Any]) -> dict[str, Any]:
     """
     cfg = rec.get("config") or {}
     ignored = _IGNORED_CONFIG
-    if _get(cfg, "adapter", "name") in (None, "none"):  # no training stage: its settings changed nothing
+    if not trains(cfg):  # no training stage: its settings changed nothing
         ignored = (*ignored, "train")
     key = _strip_seed({k: v for k, v in cfg.items() if k not in ignored})
     sha = _get(rec, "provenance", "model_sha256") or _get(rec, "model", "sha256")
