@@ -21,7 +21,7 @@ register_resolvers()
 def _app(cfg: DictConfig) -> float | None:
     """One job; returns the run's `optimized_metric` (on `eval.split`) for a sweeper such as Optuna."""
     from slmexp import distributed
-    from slmexp.errors import SlmexpError
+    from slmexp.errors import ConfigErrors, SlmexpError
     from slmexp.pipeline import _hydra_context, objective, run_job
     from slmexp.summary import print_summary
 
@@ -42,7 +42,8 @@ def _app(cfg: DictConfig) -> float | None:
         if multirun:  # a failed job must not sink the sweep: it is recorded, the sweep goes on
             log.error("job failed: %s", e)
             return None
-        print(f"slmexp: error: {e}", file=sys.stderr)
+        for line in e.lines() if isinstance(e, ConfigErrors) else [str(e)]:  # every bad key, a line each
+            print(f"slmexp: error: {line}", file=sys.stderr)
         sys.exit(2)
     except Exception:
         if multirun:
@@ -57,7 +58,8 @@ def _app(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console-script entry point: `slmexp report DIR ...` rebuilds a report, `slmexp rescore DIR` re-scores stored
-    generations; anything else is a Hydra job."""
+    generations; anything else is a Hydra job (a word that is neither a subcommand nor an override is refused first,
+    in one line)."""
     if len(sys.argv) > 1 and sys.argv[1] == "report":
         from slmexp.report import main as report_main
 
@@ -67,8 +69,14 @@ def main() -> None:
 
         sys.exit(rescore_main(sys.argv[2:]))
     from slmexp import secrets
-    from slmexp.cli_errors import run_app
+    from slmexp.cli_errors import bad_word, run_app
     from slmexp.distributed import worker_argv
+
+    bad = bad_word(sys.argv[1:])  # `slmexp verfy DIR`: neither a subcommand nor an override; said before Hydra runs
+    if bad:
+        secrets.redact(list(sys.argv))  # learn the secrets the command line carries: the line echoes a word of it
+        print(f"slmexp: error: {secrets.redact_text(bad)}", file=sys.stderr)
+        sys.exit(2)
 
     secrets.install_record_factory(sys.argv)  # before Hydra logs the overrides of a multirun's jobs
 

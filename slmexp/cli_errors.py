@@ -5,17 +5,88 @@ Why: Hydra prints these as several lines (a key error, `full_key:`, `object_type
 HYDRA_FULL_ERROR), and a user scanning a sweep's output wants the one line that says what to change. So `slmexp`
 runs Hydra with HYDRA_FULL_ERROR=1 (the exception comes back here instead of being printed), turns the composer's
 errors into one line, and lets anything else (a bug) raise with its full traceback.
+
+A word on the command line that is neither a subcommand nor an override (`slmexp verfy DIR`, `slmexp model=x verfy`)
+is refused before Hydra runs (`bad_word`), naming the word and the subcommands, with a close subcommand, config
+group or key suggested.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 _OWNER = "SLMEXP_OWNS_HYDRA_ERRORS"  # set while slmexp asked Hydra for the exception (children inherit it)
+SUBCOMMANDS = ("report", "rescore")  # the first words slmexp.cli.main dispatches on; anything else is a Hydra job
+
+
+def _overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The overrides of a Hydra command line (the words that are not flags nor a flag's value), and the dirs of its
+    --config-dir flags. Walks Hydra's own argument parser: `--cfg job`, `-cn NAME`, `--info defaults` take a value."""
+    from hydra._internal.utils import get_args_parser
+
+    takes = {o: a for a in get_args_parser()._actions if a.nargs != 0 for o in a.option_strings}  # not store_true
+    words, dirs, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("-") or arg == "-":
+            words.append(arg)
+            continue
+        name, eq, value = arg.partition("=")
+        longs = [o for o in takes if o.startswith("--") and o.startswith(name)] if name.startswith("--") else []
+        action = takes.get(name) or (takes[longs[0]] if len(longs) == 1 else None)  # argparse takes --config-n
+        if action is None:
+            continue
+        if not eq and i < len(argv) and not argv[i].startswith("-"):  # argparse: the next word is its value
+            value = argv[i]
+            i += 1
+        if "--config-dir" in action.option_strings and value:
+            dirs.append(value)
+    return words, dirs
+
+
+def _meant(dirs: list[str]) -> dict[str, str]:
+    """What a bare word may have meant: a config group of slmexp's tree or of a --config-dir (`model=<option>`,
+    `hydra/launcher=<option>`) or a key of the primary config (`seed=<value>`)."""
+    from slmexp.origin import CONF_DIR
+
+    keys = re.findall(r"^(\w+):", (CONF_DIR / "config.yaml").read_text(), re.M)
+    meant = {k: f"{k}=<value>" for k in keys if k not in ("defaults", "hydra")}
+    for root in [CONF_DIR, *map(Path, dirs)]:
+        for f in root.rglob("*.yaml") if root.is_dir() else []:
+            if f.parent != root:
+                group = f.parent.relative_to(root).as_posix()
+                meant[group] = f"{group}=<option>"
+    return meant
+
+
+def bad_word(argv: list[str]) -> str | None:
+    """`'<word>' is not a subcommand or a key=value override; subcommands: ... (did you mean ...?)` for the first
+    word Hydra would refuse without saying which (no `=`, no leading + ~ -, not a flag's value); None if none.
+
+    Hydra's grammar needs `key=value` (or `~key`): a bare word is always a mistake, a misspelt subcommand or a group
+    named without its option. Composes no config and runs no Hydra app: it answers in milliseconds."""
+    words, dirs = _overrides(argv)
+    word = next((w for w in words if "=" not in w and not w.startswith(("+", "~"))), None)
+    if word is None:
+        return None
+    subs = ", ".join(SUBCOMMANDS)
+    if word in SUBCOMMANDS:  # `slmexp model=x report DIR`
+        return f"'{word}' is a subcommand: it goes first (slmexp {word} ...), before any override; subcommands: {subs}"
+    if "." in word:  # a dotted key without its value
+        close = [f"{word}=<value>"]
+    else:
+        meant = _meant(dirs)
+        close = difflib.get_close_matches(word, SUBCOMMANDS, n=1)
+        close += [meant[k] for k in difflib.get_close_matches(word, list(meant), n=1)]
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    return f"'{word}' is not a subcommand or a key=value override; subcommands: {subs}{hint}"
 
 
 def _override_for(key: str, argv: list[str]) -> str | None:
@@ -38,9 +109,7 @@ def _unparsable(argv: list[str]) -> str | None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
-    for ov in argv:
-        if ov.startswith("-") or "=" not in ov:
-            continue
+    for ov in _overrides(argv)[0]:
         try:
             parser.parse_overrides([ov])
         except Exception:

@@ -66,7 +66,8 @@ def api_prices(cost_cfg: DictConfig, runtime_cfg: DictConfig) -> dict[str, Any]:
     try:
         price = calc_price(Usage(input_tokens=0, output_tokens=0), model_ref=model_ref, provider_id=provider)
     except LookupError as e:
-        raise fail("runtime.provider_id" if "provider" in str(e) else "runtime.model",
+        key = "runtime.price_model" if runtime_cfg.get("price_model") else "runtime.model"
+        raise fail("runtime.provider_id" if "provider" in str(e) else key,
                    f"no price in genai-prices for provider {provider!r}, model {model_ref!r} ({e}); set "
                    f"runtime.price_model to the provider's model id or add cost.api_prices.{model_ref}") from None
     mp = price.model_price

@@ -17,6 +17,19 @@ class ConfigError(SlmexpError):
         super().__init__(f"{key}: {message}{where}")
 
 
+class ConfigErrors(ConfigError):
+    """Several config values are wrong: all of them, one line each (slmexp.schema collects them in one pass)."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = list(errors)
+        first = self.errors[0]
+        super().__init__(first.key, "", first.origin)
+        self.args = ("\n".join(str(e) for e in self.errors),)
+
+    def lines(self) -> list[str]:
+        return [str(e) for e in self.errors]
+
+
 class EndpointError(SlmexpError):
     """An OpenAI-compatible endpoint could not be reached or answered with an error (runtime=openai)."""
 

@@ -141,15 +141,8 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
     from slmexp.tasks import load_task
 
     with _stage(record, "validate", state):
-        slm_config.validate(cfg)
-        from slmexp import distill, distributed, router
-
-        distill.validate(cfg)
-        router.validate(cfg)
-        distributed.validate(cfg)
-        from slmexp import decoding
-
-        decoding.check(cfg)
+        slm_config.validate(cfg)  # every bad key at once: the schema, cross-key rules, plug-in checks, prices
+        from slmexp import decoding, distill, distributed, router
         from slmexp.runtimes import runtime_class
 
         preflight = getattr(runtime_class(cfg.runtime), "preflight", None)

@@ -69,11 +69,21 @@ CASES: list[tuple[str, list[str], str, str]] = [
                               "runtime.connect_timeout_s=1"], "runtime.base_url", "override"),
     ("gguf-unsupported-architecture", ["model.source.path={tmp}/odd-model", "quantization=gguf-q8_0",
                                        "runtime=llamacpp"], "model.source.path", "override"),
+    ("lora-rank-zero", ["adapter=lora", "adapter.peft.r=0"], "adapter.peft.r", "override"),
+    ("unknown-api-price", ["runtime=openai", "runtime.provider_id=openai", "runtime.price_model=gpt-nonexistent-9",
+                           "runtime.base_url=http://127.0.0.1:{port}/v1"], "runtime.price_model", "override"),
+    ("not-utf8-data-file", ["task.data.test={tmp}/latin1.jsonl"], "task.data.test", "file"),
     ("bad-sweep-file-yaml", ["--config-dir", "{tmp}/conf", "sweep=broken"], "sweep", "file"),
     ("missing-config-dir-option", ["--config-dir", "{tmp}/conf", "sweep=nope"], "sweep", "override"),
+    # A word that is neither a subcommand nor an override: refused before Hydra runs (slmexp.cli_errors.bad_word).
+    ("not-a-subcommand", ["verfy", "outputs/sweeps/demo"], "'verfy' is not a subcommand", "argv"),
+    ("misspelt-subcommand", ["reprot", "outputs/sweeps/demo"], "did you mean report?", "argv"),
+    ("group-without-option", ["modle"], "did you mean model=<option>?", "argv"),
+    ("bare-word-after-override", ["model=smollm2-135m", "verfy"], "'verfy'", "argv"),
 ]
 
-WHERE = {"override": re.compile(r"command-line override '"), "file": re.compile(r"[\w./-]+\.(ya?ml|jsonl)(:\d+)?")}
+WHERE = {"override": re.compile(r"command-line override '"), "file": re.compile(r"[\w./-]+\.(ya?ml|jsonl)(:\d+)?"),
+         "argv": re.compile(r"; subcommands: report, rescore\b")}
 
 
 def _setup(tmp: Path) -> None:
@@ -82,6 +92,8 @@ def _setup(tmp: Path) -> None:
     (tmp / "malformed.jsonl").write_text("\n".join([lines[0], lines[1][:-5], lines[2]]) + "\n")
     row = json.loads(lines[0]) | {"label": "teleport_order"}
     (tmp / "unknown_label.jsonl").write_text(lines[0] + "\n" + json.dumps(row) + "\n")
+    (tmp / "latin1.jsonl").write_bytes((lines[0] + "\n").encode() + '{"text": "caf\u00e9", "label": "order_status"}\n'
+                                       .encode("latin-1"))
     odd = tmp / "odd-model"
     odd.mkdir()
     (odd / "config.json").write_text(json.dumps({"architectures": ["FluxCapacitorForCausalLM"],
@@ -155,6 +167,87 @@ def test_every_case_is_listed_in_the_docs_with_its_message(results) -> None:
         assert f"`{cid}`" in doc, f"{cid} is not listed in docs/errors.md"
         shown = _shown(results[cid]).replace("|", "&#124;")
         assert shown in doc, f"docs/errors.md does not show {cid}'s message:\n{shown}"
+
+
+# slmexp.cli_errors.bad_word: (argv, None where Hydra's command line is fine, else the whole line after
+# `slmexp: error: ` when it starts with a quote, or a part it must contain). {tmp} has a --config-dir with a group
+# `mygroup`.
+_SUBS = "subcommands: report, rescore"
+BARE_WORDS: list[tuple[list[str], str | None]] = [
+    ([], None),
+    (["model=smollm2-135m", "eval.limit=5"], None),
+    (["+train.extra=1", "++seed=3", "~eval.bench"], None),
+    (["--cfg", "job", "arm=slm-lora"], None),  # --cfg takes a value: `job` is not an override
+    (["-c", "all", "--resolve", "--package", "_global_"], None),
+    (["--cfg=job"], None),
+    (["--info", "defaults"], None),
+    (["-i", "-m", "sweep=demo"], None),  # --info's value is optional
+    (["--info", "verfy"], None),  # --info's value: Hydra's argparse answers it (invalid choice)
+    (["--config-dir", "{tmp}/conf", "sweep=x"], None),
+    (["-cd", "{tmp}/conf", "-cn", "other", "-cp", "pkg://x"], None),
+    (["--config-n", "other"], None),  # argparse takes an unambiguous prefix of a long option
+    (["--experimental-rerun", "config.pickle"], None),
+    (["--help"], None),
+    (["--hydra-help"], None),
+    (["-sc", "install=bash"], None),
+    (["verfy", "outputs/sweeps/demo"], f"'verfy' is not a subcommand or a key=value override; {_SUBS}"),
+    (["reprot", "DIR"], f"'reprot' is not a subcommand or a key=value override; {_SUBS} (did you mean report?)"),
+    (["rescor"], "(did you mean rescore?)"),
+    (["modle"], "(did you mean model=<option>?)"),
+    (["model"], "(did you mean model=<option>?)"),
+    (["lancher"], "(did you mean hydra/launcher=<option>?)"),
+    (["sed"], "(did you mean seed=<value>?)"),  # a key of the primary config
+    (["model.dtype"], "'model.dtype' is not a subcommand or a key=value override; "
+                      f"{_SUBS} (did you mean model.dtype=<value>?)"),
+    (["model=smollm2-135m", "verfy"], f"'verfy' is not a subcommand or a key=value override; {_SUBS}"),
+    (["--cfg", "job", "-m", "verfy"], f"'verfy' is not a subcommand or a key=value override; {_SUBS}"),  # -m: no value
+    (["--config-dir", "{tmp}/conf", "mygrop"], "(did you mean mygroup=<option>?)"),
+    (["model=smollm2-135m", "report", "DIR"], f"'report' is a subcommand: it goes first (slmexp report ...), before "
+                                              f"any override; {_SUBS}"),
+]
+
+
+@pytest.mark.parametrize(("argv", "want"), BARE_WORDS, ids=[" ".join(a) or "empty" for a, _ in BARE_WORDS])
+def test_a_bare_word_is_named_with_the_subcommands(tmp_path, argv, want) -> None:
+    from slmexp.cli_errors import bad_word
+
+    (tmp_path / "conf" / "mygroup").mkdir(parents=True)
+    (tmp_path / "conf" / "mygroup" / "a.yaml").write_text("x: 1\n")
+    line = bad_word([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    if want is None:
+        assert line is None, line
+    elif want.startswith("'"):  # the whole line
+        assert line == want
+    else:
+        assert line is not None and want in line, line
+
+
+def test_a_bare_word_exits_2_in_one_line_without_hydra_or_torch(tmp_path) -> None:
+    """The real entry point in a fresh interpreter: one line, exit status 2, Hydra's app never started (run_app,
+    which runs it, is not called), torch not imported, nothing written to the working dir."""
+    code = ("import sys; from slmexp.cli import main; import slmexp.cli_errors as ce\n"
+            "ce.run_app = lambda app: print('hydra-app-ran')\n"
+            "sys.argv = ['slmexp', 'model=smollm2-135m', 'verfy', 'outputs/sweeps/demo']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n"
+            "    print(e.code, 'torch' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout.split() == ["2", "False"], (proc.stdout, proc.stderr[-2000:])
+    assert proc.stderr.splitlines() == [f"slmexp: error: 'verfy' is not a subcommand or a key=value override; {_SUBS}"]
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("argv", "want"), [
+    (["+verfy", "seed=1"], "+verfy"),  # no `=`: it used to be skipped, and the line said `?`
+    (["--cfg", "job", "eval.limit=[1,"], "eval.limit=[1,"),  # `job` is --cfg's value, not an override
+    (["--config-dir", "/x", "~eval.bench", "seed=1"], None),
+])
+def test_the_unparsable_override_is_found_among_the_words(argv, want) -> None:
+    from slmexp.cli_errors import _unparsable
+
+    assert _unparsable(argv) == want
 
 
 def _shown(r: dict) -> str:

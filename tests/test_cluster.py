@@ -1,7 +1,9 @@
 """Sweeps on a real scheduler: a one-node SLURM cluster on this machine (scripts/slurm-local.sh: Debian's slurm-wlm
-+ munge) takes a 2-job sweep through `hydra/launcher=slurm` (hydra-submitit-launcher), and the same sweep through
-`hydra/launcher=submitit_local`. Both check what a cluster user relies on: one scheduler job per sweep job, each
-writing its record, and the sweep's report written once the jobs are done."""
++ munge) takes a 2-job sweep through `hydra/launcher=slurm` (hydra-submitit-launcher) and through the
+`hydra/launcher=slurm-local` preset, and the same sweep through `hydra/launcher=submitit_local`. They check what a
+cluster user relies on: one scheduler job per sweep job, each writing its record, and the sweep's report written
+once the jobs are done; and a request no node of the partition can meet is refused before sbatch, in one line per
+unmet resource, instead of queueing a job array that never starts."""
 
 from __future__ import annotations
 
@@ -88,6 +90,60 @@ def test_slurm_sweep_runs_each_job_as_a_slurm_job_and_reports(slurm_cluster, tin
     print(f"\nSLURM sweep in {wall:.0f} s; jobs " + ", ".join(
         f"{d['JobId']} (sweep job {d['sweep_job']}: {d['JobState']} on {d['NodeList']}, {d['StartTime']} to "
         f"{d['EndTime']})" for d in jobs) + "\n" + md)
+
+
+def _queue() -> set[str]:
+    """The ids of the jobs the cluster knows that have not ended (squeue)."""
+    return set(subprocess.run(["squeue", "--noheader", "--format=%i"], capture_output=True, text=True,
+                              check=True).stdout.split())
+
+
+@pytest.mark.slow
+def test_slurm_request_no_node_can_meet_is_refused_before_sbatch(slurm_cluster, tiny_model_dir, tmp_path) -> None:
+    # slurm.yaml asks 8 CPUs and 64 GB: SLURM would queue the array and leave it pending (PartitionConfig) forever
+    cpus, mem_mb = (int(x) for x in subprocess.run(["sinfo", "-h", "-N", "-p", "local", "-o", "%c %m"],
+                                                   capture_output=True, text=True).stdout.split()[:2])
+    sweep = tmp_path / "sweep"
+    before = _queue()
+    args = [*base_args(tiny_model_dir, tmp_path, sweep), "seed=1,2", "hydra/launcher=slurm",
+            "hydra.launcher.partition=local", "hydra.launcher.gpus_per_node=null",
+            f"hydra.launcher.cpus_per_task={cpus + 1}"]
+    t0 = time.perf_counter()
+    out = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=300)
+    wall = time.perf_counter() - t0
+    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-3000:]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("slmexp: error: ")]
+    assert "Traceback" not in out.stderr and len(errors) == len(out.stderr.strip().splitlines()), out.stderr
+    assert errors[0] == (f"slmexp: error: hydra.launcher.cpus_per_task: {cpus + 1} CPUs per task, but no node of "
+                         f"partition 'local' has more than {cpus} (sinfo) (command-line override "
+                         f"'hydra.launcher.cpus_per_task={cpus + 1}')")
+    preset = ROOT / "slmexp" / "conf" / "hydra" / "launcher" / "slurm.yaml"
+    mem_line = next(i for i, ln in enumerate(preset.read_text().splitlines(), 1) if ln.startswith("mem_gb:"))
+    gb = f"{mem_mb / 1024:.0f}" if mem_mb % 1024 == 0 else f"{mem_mb / 1024:.1f}"
+    if mem_mb < 64 * 1024:  # the 24 GB reference machine: 64 GB is the second unmet resource, set by the preset
+        assert errors[1:] == [f"slmexp: error: hydra.launcher.mem_gb: 64 GB per node, but no node of partition "
+                              f"'local' has more than {gb} GB (sinfo) "
+                              f"(slmexp/conf/hydra/launcher/slurm.yaml:{mem_line})"]
+    assert _queue() == before and not sweep.exists()  # nothing submitted, no sweep dir
+    assert wall < 60, wall
+    print(f"\nrefused in {wall:.1f} s:\n" + "\n".join(errors))
+
+
+@pytest.mark.slow
+def test_slurm_local_preset_runs_a_two_job_sweep(slurm_cluster, tiny_model_dir, tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    args = [*base_args(tiny_model_dir, tmp_path, sweep), "seed=1,2", "hydra/launcher=slurm-local"]
+    t0 = time.perf_counter()
+    out = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=1200)
+    wall = time.perf_counter() - t0
+    assert out.returncode == 0, out.stderr[-3000:]
+    recs = records(sweep)
+    assert sorted(recs) == ["0", "1"] and all(r["run"]["status"] == "finished" for r in recs.values())
+    slurm = [r["provenance"]["slurm"] for r in recs.values()]
+    assert all(s and s["slurm_job_partition"] == "local" for s in slurm), slurm
+    assert len({s["slurm_array_job_id"] for s in slurm}) == 1  # one job array
+    assert "±" in (sweep / "comparison.md").read_text()
+    print(f"\nslurm-local preset: 2-job sweep in {wall:.0f} s")
 
 
 @pytest.mark.slow

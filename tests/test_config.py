@@ -22,6 +22,7 @@ def test_every_group_option_composes(group: str, option: str) -> None:
     # GGUF files are served by llama.cpp only: pair them with it (the refusal is tested below).
     pair = ["runtime=llamacpp"] if option.startswith("gguf-") else []
     pair = ["runtime=ortgenai"] if option.startswith(("onnx-", "olive-")) else pair  # ONNX: ONNX Runtime GenAI only
+    pair = ["adapter=lora"] if group == "distill" and option != "none" else pair  # a teacher trains a student
     if group == "model" and not compose([f"model={option}"]).model.source.hub:
         pair = ["runtime=openai"]  # an API model: no weights, an endpoint serves it
     cfg = compose([f"{group}={option}", *pair])

@@ -16,6 +16,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from slmexp.errors import ConfigError, DataError
+from slmexp.tasks import jsonl
 from slmexp.tasks.extract import check_labels, task_labels
 from slmexp.tasks.kinds import kind as kind_record
 
@@ -61,71 +62,63 @@ class Task:
 
 
 def read_jsonl(path: Path, key: str) -> tuple[list[dict[str, Any]], str]:
-    """Parse a JSONL file; a malformed line raises DataError with file:line. Returns rows and the sha256."""
-    import hashlib
+    """Parse a JSONL file (the rules of `slmexp.tasks.jsonl`); bad lines raise one DataError listing them with
+    file:line. Returns rows and the sha256 of the file's bytes."""
+    rows, sha, problems = _read_split(Path(path), key)
+    _refuse(Path(path), key, rows, problems)
+    return rows, sha
 
-    path = Path(path)
+
+def _read_split(path: Path, key: str) -> tuple[list[dict[str, Any]], str, list[jsonl.Problem]]:
+    """A split's rows, sha256 and unparsable lines; a missing file is a config error on `key` (with its origin)."""
     if not path.is_file():
         raise _fail(key, f"data file not found: {path}")
-    raw = path.read_bytes()
-    rows = []
-    for lineno, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno}) [{key}]") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__} [{key}]")
-        row["_line"] = lineno
-        rows.append(row)
+    return jsonl.read(path, key)
+
+
+def _refuse(path: Path, key: str, rows: list[dict[str, Any]], problems: list[jsonl.Problem]) -> None:
+    """Raise a file's problems, all in one DataError, or that it has no rows at all."""
+    if problems:
+        raise jsonl.data_error(path, key, problems)
     if not rows:
         raise DataError(f"{path}: no rows [{key}]")
-    return rows, hashlib.sha256(raw).hexdigest()
 
 
-def _validate_rows(task: Task, split: str, rows: list[dict[str, Any]]) -> None:
-    """Every row has every mapped field with the right type (the kind's record says which); the first bad row
-    fails with file:line."""
+def _check_config(task: Task) -> None:
+    """What the task config must say before its files are worth reading: every required role mapped to a field, and
+    labels the normaliser can tell apart (`check_labels`: none empty, none the same once normalised)."""
     kind = kind_record(task.kind)
-    fields = task.cfg.fields
-    labels = set(task.labels)
-    path = task.files[split]
     for role in kind.roles:
-        if role not in kind.optional_roles and not fields.get(role):
+        if role not in kind.optional_roles and not task.cfg.fields.get(role):
             raise _fail(f"task.fields.{role}", f"a {kind.name} task maps its {role!r} role to a JSONL field; set it")
-    for row in rows:
-        where = f"{path}:{row['_line']}"
-        for role, check in kind.roles.items():
-            name = fields.get(role)
-            if not name:
-                continue
-            if name not in row:
-                raise DataError(f"{where}: missing field {name!r} (task.fields.{role})")
-            why = check(row[name], labels)
-            if why:
-                raise DataError(f"{where}: field {name!r} (task.fields.{role}) {why}")
-        why = kind.check_row(row, fields) if kind.check_row is not None else None
-        if why:
-            raise DataError(f"{where}: {why}")
+    if not kind.needs_labels:
+        return
+    raw = task.cfg.get("labels")
+    entries = list(raw.keys()) if isinstance(raw, DictConfig) else list(raw or [])
+    for i, label in enumerate(entries):  # str() would turn a null or a nested list into a "label" named `None`
+        if label is None or isinstance(label, DictConfig | ListConfig | dict | list):
+            raise _fail("task.labels", f"item {i} is {label!r}: each label is a string")
+    if why := check_labels(task.labels):
+        raise _fail("task.labels", why)  # answers could not tell these labels apart (slmexp.tasks.extract)
 
 
 def load_task(task_cfg: DictConfig, splits: list[str]) -> Task:
-    """Read and validate the named splits (each `task.data.<split>`), failing on the first bad row."""
+    """Read and validate the named splits (each `task.data.<split>`). A file's bad lines are reported together, in
+    one DataError (`slmexp.tasks.jsonl`): the job's validate stage calls this, so they fail before any model loads."""
     task = Task(task_cfg)
-    if not kind_record(task.kind).roles:  # lm-eval's own tasks: lm-eval loads their datasets (slmexp.evaluate)
+    kind = kind_record(task.kind)
+    if not kind.roles:  # lm-eval's own tasks: lm-eval loads their datasets (slmexp.evaluate)
         return task
-    if kind_record(task.kind).needs_labels and (why := check_labels(task.labels)):
-        raise _fail("task.labels", why)  # answers could not tell these labels apart (slmexp.tasks.extract)
+    _check_config(task)
+    labels = set(task.labels)
     for split in splits:
         key = f"task.data.{split}"
         value = OmegaConf.select(task_cfg, f"data.{split}")
         if not value:
             raise _fail(key, "is not set")
-        task.files[split] = Path(str(value)).expanduser()
-        rows, sha = read_jsonl(task.files[split], key)
-        _validate_rows(task, split, rows)
+        path = task.files[split] = Path(str(value)).expanduser()
+        rows, sha, problems = _read_split(path, key)
+        _refuse(path, key, rows, problems + jsonl.row_problems(kind, task_cfg.fields, labels, rows))
         task.splits[split] = rows
         task.sha256[split] = sha
     return task

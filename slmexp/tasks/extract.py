@@ -73,7 +73,12 @@ def task_labels(task_cfg: Any) -> list[str]:
 
 
 def check_labels(labels: Iterable[str]) -> str | None:
-    """Why these labels cannot be told apart by the normaliser, or None. The caller raises it on `task.labels`."""
+    """Why these labels cannot be told apart by the normaliser, or None. The caller raises it on `task.labels`.
+
+    No labels at all is refused too: every gold and every answer would then be "not a label"."""
+    labels = list(labels)
+    if not labels:
+        return "is empty: a classification task needs a non-empty label list or mapping"
     seen: dict[str, str] = {}
     for label in labels:
         key = normalize_label(label)
