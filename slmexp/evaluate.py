@@ -148,32 +148,12 @@ def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_
     )
     wall_s = time.perf_counter() - t0
     per_task = {name: _clean_metrics(results["results"][name]) for name in names}
-    if len(names) == 1:
-        metrics = per_task[names[0]]
-    else:  # each task's values under <task>/<metric>; the primary metric also as the unweighted mean
-        metrics = {f"{name}/{m}": v for name, vals in per_task.items() for m, v in vals.items()}
-        primary = str(task.cfg.primary_metric)
-        have = [vals[primary] for vals in per_task.values() if primary in vals]
-        if have:
-            metrics[primary] = sum(have) / len(have)
+    metrics = _combined(per_task, names, str(task.cfg.primary_metric))
     n_samples = results.get("n-samples", {})
     leaves = list(results.get("samples", {})) or names
     n = sum(int(n_samples.get(name, {}).get("effective", 0)) for name in leaves)
     out_dir.mkdir(parents=True, exist_ok=True)
-    samples_path = out_dir / "samples.jsonl"
-    with open(samples_path, "w") as f:
-        for name, samples in results.get("samples", {}).items():
-            for s in samples:
-                doc_id = s["doc_id"] if len(leaves) == 1 else f"{name}/{s['doc_id']}"
-                metric_names = set(per_task.get(name) or metrics)
-                row = {
-                    "doc_id": doc_id,
-                    "id": s["doc"].get("id") if task.kind != "lm_eval" else doc_id,
-                    "target": s["target"],
-                    "response": _response(s),
-                    **{m: s[m] for m in metric_names if m in s},
-                }
-                f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    samples_path = _write_samples(out_dir / "samples.jsonl", results, task.kind, per_task, metrics, leaves)
     from slmexp import generations  # the per-example store in the run dir (`slmexp rescore` re-scores it)
 
     names_by_task = {name: set(per_task.get(name) or metrics) for name in results.get("samples", {})}
@@ -182,16 +162,51 @@ def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_
     results_path = out_dir / "results.json"
     summary = {k: v for k, v in results.items() if k != "samples"}
     results_path.write_text(json.dumps(summary, indent=2, default=str))
-    if task.kind == "lm_eval":
-        types = sorted({str(c.get("output_type")) for c in (results.get("configs") or {}).values()})
-        formulation = f"lm-eval/{'+'.join(types) or '?'}/{'chat_template' if use_chat_template else 'plain'}/" \
-                      f"{num_fewshot}-shot"
-    else:
-        output = "multiple_choice" if str(task.cfg.get("formulation") or "generate") == "choice" else "generate_until"
-        formulation = f"{output}/{'chat_template' if use_chat_template else 'plain'}/{num_fewshot}-shot"
+    formulation = _formulation(task, results, use_chat_template, num_fewshot)
     return EvalResult(metrics, n, wall_s, samples_path, results_path, formulation,
                       generation=_generation(results, use_chat_template),
                       accuracy_pass=_accuracy_pass(lm, latencies), generations_path=generations_path)
+
+
+def _combined(per_task: dict[str, dict[str, Any]], names: list[str], primary: str) -> dict[str, Any]:
+    """One task: its metrics. Several (an lm-eval group): each under <task>/<metric>, and the primary metric also
+    as the unweighted mean over the tasks that report it."""
+    if len(names) == 1:
+        return per_task[names[0]]
+    metrics = {f"{name}/{m}": v for name, vals in per_task.items() for m, v in vals.items()}
+    have = [vals[primary] for vals in per_task.values() if primary in vals]
+    if have:
+        metrics[primary] = sum(have) / len(have)
+    return metrics
+
+
+def _write_samples(path: Path, results: dict[str, Any], kind: str, per_task: dict[str, dict[str, Any]],
+                   metrics: dict[str, Any], leaves: list[str]) -> Path:
+    """lm_eval/samples.jsonl: one line per test example (target, response, per-example metrics)."""
+    with open(path, "w") as f:
+        for name, samples in results.get("samples", {}).items():
+            for s in samples:
+                doc_id = s["doc_id"] if len(leaves) == 1 else f"{name}/{s['doc_id']}"
+                metric_names = set(per_task.get(name) or metrics)
+                row = {
+                    "doc_id": doc_id,
+                    "id": s["doc"].get("id") if kind != "lm_eval" else doc_id,
+                    "target": s["target"],
+                    "response": _response(s),
+                    **{m: s[m] for m in metric_names if m in s},
+                }
+                f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    return path
+
+
+def _formulation(task: Task, results: dict[str, Any], use_chat_template: bool, num_fewshot: int) -> str:
+    """How the examples were put to the model: output type / chat template or plain / k-shot."""
+    chat = "chat_template" if use_chat_template else "plain"
+    if task.kind == "lm_eval":
+        types = sorted({str(c.get("output_type")) for c in (results.get("configs") or {}).values()})
+        return f"lm-eval/{'+'.join(types) or '?'}/{chat}/{num_fewshot}-shot"
+    output = "multiple_choice" if str(task.cfg.get("formulation") or "generate") == "choice" else "generate_until"
+    return f"{output}/{chat}/{num_fewshot}-shot"
 
 
 def _generation(results: dict[str, Any], use_chat_template: bool) -> dict[str, Any] | None:

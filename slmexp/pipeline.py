@@ -1,40 +1,24 @@
 """The job: run the stages in order, own the run directory and keep run.json current after each stage.
 
-resolve model -> (train) -> (quantize) -> runtime -> evaluate -> (benchmark) -> record. A stage whose group says
-`none` is skipped. Stages take plain DictConfigs, so this module is the only place that knows the order.
+validate -> resolve -> [distill] -> [train] -> quantize -> serve | route -> price (slmexp.stages). A stage whose
+group says `none` is skipped. This module is the only place that knows the order, times each stage, and resumes a
+finished job instead of rerunning it.
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, suppress
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from slmexp import config as slm_config
 from slmexp.fingerprint import fingerprint, refresh_cost
-from slmexp.record import RunRecord, provenance
-from slmexp.system import (
-    CONTENTION_THRESHOLD_CORES,
-    ContentionGuard,
-    contention_block,
-    gpu_max_memory_mb,
-    local_server_pids,
-    peak_rss_mb,
-    release_freed_memory,
-    reset_gpu_peak,
-    reset_peak_rss,
-    rss_mb,
-)
-
-# The stages whose memory is "serving": speed.peak_rss_mb is their peak, apart from training, export, conversion.
-SERVING_STAGES = ("load", "evaluate", "benchmark")
-MEMORY_NOTE = ("peak_rss_mb covers load + evaluate + benchmark only: the peak counter (VmHWM) is reset after "
-               "resolve/train/quantize, once gc.collect() and malloc_trim() handed their freed memory back; a reset "
-               "cannot go below the memory then still held (rss_before_load_mb: imported libraries, caches, heap "
-               "the allocator kept), which is part of the figure. Each stage's own peak: peak_rss_by_stage_mb.")
+from slmexp.record import RunRecord
+from slmexp.system import peak_rss_mb, reset_peak_rss
 
 
 @contextmanager
@@ -136,240 +120,32 @@ def _finished_record(run_dir: Path, fp: str) -> dict[str, Any] | None:
 
 
 def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[str, Any]) -> None:
-    from slmexp import models
-    from slmexp.errors import ModelResolutionError
-    from slmexp.tasks import load_task
+    """The stages in order (slmexp.stages): each takes what the ones before it returned."""
+    from slmexp import distill, router
+    from slmexp.stages import adapt, artifact, price, resolve, route, serve, validate
 
-    with _stage(record, "validate", state):
-        slm_config.validate(cfg)  # every bad key at once: the schema, cross-key rules, plug-in checks, prices
-        from slmexp import decoding, distill, distributed, router
-        from slmexp.runtimes import runtime_class
-
-        preflight = getattr(runtime_class(cfg.runtime), "preflight", None)
-        if preflight is not None:  # e.g. an endpoint that is down: refused now, before any model is resolved
-            preflight(cfg)
-        needs_train = cfg.adapter.name != "none"
-        splits = [str(cfg.eval.split)]
-        if needs_train or int(cfg.eval.get("num_fewshot") or 0) > 0:
-            splits += [s for s in ("train", "validation") if (cfg.task.get("data") or {}).get(s) and s not in splits]
-        task = load_task(cfg.task, splits)
-        bench_cfg = cfg.eval.get("bench")
-        n_bench = int(bench_cfg.warmup) + int(bench_cfg.n) if bench_cfg and int(bench_cfg.n) > 0 else 0
-        if task.kind == "lm_eval":
-            from slmexp.evaluate import prepare_lm_eval
-
-            prepare_lm_eval(task, n_bench)
-        constraints = decoding.build(cfg, task)  # decoding=constrained: each prompt's answer space, else None
-        budget = decoding.fit_budget(cfg, constraints)  # decoding.budget=fit: room for the grammar to close
-
-    from slmexp.runtimes import runtime_class
-
-    runtime_cls = runtime_class(cfg.runtime)
-    remote = bool(runtime_cls.remote)
-    with _stage(record, "resolve", state):
-        resolved, why_not = None, "an API model: no local weights"
-        if remote and any(cfg.model.source.get(k) for k in ("path", "hub", "wheel")):
-            try:  # only for the tokenizer (token counts) and the sha256: the endpoint is the model
-                resolved = models.resolve(cfg.model, cfg.paths.cache_dir, weights=False)
-            except ModelResolutionError as e:
-                why_not = f"no local copy for its tokenizer ({e})"
-        if remote and resolved is None:
-            record.data["provenance"] = provenance(int(cfg.seed), task.sha256, None)
-            record.set("model", {"name": str(cfg.model.name), "role": str(cfg.model.role),
-                                 "params_b": cfg.model.get("params_b"), "source": "endpoint", "note": why_not})
-        else:
-            resolved = resolved or models.resolve(cfg.model, cfg.paths.cache_dir, weights=_needs_weights(
-                cfg, runtime_cls.needs, needs_train))
-            record.data["provenance"] = provenance(int(cfg.seed), task.sha256, resolved.sha256)
-            record.set("model", models.describe(cfg.model, resolved))
-        if remote:
-            record.data["model"]["endpoint"] = {"base_url": str(cfg.runtime.base_url), "model": str(cfg.runtime.model)}
-
-    eval_path, adapter_path = (resolved.path if resolved else None), None
-    if needs_train:
-        from slmexp.train import cached_or_train
-
+    stage = partial(_stage, record, state=state)
+    with stage("validate"):
+        plan = validate.run(cfg)
+    with stage("resolve"):
+        res = resolve.run(cfg, plan)
+        record.data["provenance"] = res.provenance
+        record.set("model", res.model_block)
+    task, eval_path, adapter_path = plan.task, (res.resolved.path if res.resolved else None), None
+    if plan.needs_train:
         if distill.enabled(cfg):  # the student's train split becomes the teacher's kept labels
-            with _stage(record, "distill", state):
+            with stage("distill"):
                 task = distill.run(cfg, task, run_dir, record)
-        with _stage(record, "train", state):
-            result = cached_or_train(cfg, task, resolved, run_dir / "train")
-        result.block.update(distributed.train_block())  # under accelerate launch: rank 0, trained with N ranks
-        distributed.leave()  # from here on one process: merge is done, evaluation runs on rank 0 alone
-        record.set("train", result.block)
-        if result.merged_dir is not None:
-            eval_path = result.merged_dir
-        else:  # unmerged: the runtime stacks the adapter on the base
-            adapter_path = str(result.adapter_dir)
-        record.data["model"]["evaluated_path"] = str(eval_path)
-        record.data["model"]["adapter"] = str(cfg.adapter.name)
-        record.save()
-    from slmexp import quantize
-
-    source = quantize.Source(checkpoint=None if eval_path is None else Path(eval_path), adapter_path=adapter_path,
-                             shipped_gguf=None if resolved is None else resolved.gguf_path, trained=needs_train)
-    quantizes = runtime_cls.needs not in ("checkpoint", "endpoint") or cfg.quantization.kind != "none"
-    with _stage(record, "quantize", state) if quantizes else nullcontext():  # timed only when there is work
-        artifact = quantize.prepare(cfg, runtime_cls.needs, source, run_dir, _calibration(task))
-    if artifact.block is not None:
-        record.set("quantization", artifact.block)
-    shipped = None if resolved is None else resolved.gguf_path
-    if remote or (shipped is not None and artifact.path is not None and Path(artifact.path) == Path(shipped)):
-        # The weights served are the endpoint's, or the shipped file itself: nothing was dequantized for them.
-        record.data["model"]["weights_provenance"] = None
-        record.save()
-    model_path = None if eval_path is None else str(eval_path)
-    runtime_adapter = adapter_path if artifact.kind == "checkpoint" else None  # a file export has it merged in
-
-    from slmexp.evaluate import evaluate
-    from slmexp.runtimes import build_runtime
-
-    if router.enabled(cfg):  # the routed system (this SLM + router.llm) replaces the evaluate/benchmark stages
-        with _stage(record, "route", state):
-            router.run(cfg, task, run_dir, record, lambda: decoding.attach(
-                build_runtime(cfg, model_path, runtime_adapter, artifact), constraints))
-        if record.data.get("speed") is not None:
-            record.data["speed"]["peak_rss_by_stage_mb"] = state["peak_rss_mb"]
-            record.save()
+        eval_path, adapter_path = adapt.run(cfg, task, res.resolved, run_dir, record, stage)
+    plan = replace(plan, task=task)
+    served = artifact.run(cfg, plan, res.resolved, eval_path, adapter_path, run_dir, record, stage)
+    if router.enabled(cfg):  # the routed system (this SLM + router.llm) replaces the serving stage
+        route.run(cfg, plan, served, run_dir, record, stage, state["peak_rss_mb"])
         return
-
-    # Serving starts here: what training, export and conversion freed goes back to the OS before the peaks reset.
-    release_freed_memory()
-    reset_peak_rss()
-    reset_gpu_peak()
-    rss_before_load = rss_mb()
-    threshold = float((bench_cfg or {}).get("contention_threshold", CONTENTION_THRESHOLD_CORES))
-    workload = local_server_pids(str(cfg.runtime.base_url)) if remote and cfg.runtime.get("base_url") else []
-    load_windows: dict[str, dict[str, Any]] = {}  # stage -> the machine's load while its requests were timed
-    with _stage(record, "load", state):
-        runtime = decoding.attach(build_runtime(cfg, model_path, runtime_adapter, artifact), constraints)
-        if artifact.block is not None and artifact.kind == "checkpoint":  # quantized while loading (bitsandbytes)
-            artifact.block["memory_footprint_bytes"] = getattr(runtime, "memory_footprint", None)
-            record.set("quantization", artifact.block)
-    from slmexp import gencache
-
-    gen_cache = gencache.open_for(cfg, artifact.path or model_path, runtime_adapter, remote)  # eval.cache=true
-    with runtime:
-        with _stage(record, "evaluate", state), ContentionGuard(threshold, workload) as guard:
-            result = evaluate(runtime.lm_eval_model(), task, cfg.eval, run_dir / "lm_eval",
-                              runtime.uses_chat_template(), bench_prompts=n_bench,
-                              cache=None if gen_cache is None else gen_cache["file"])
-        load_windows["evaluate"] = guard.result
-        record.set("metrics", {
-            "task": task.name,
-            "split": str(cfg.eval.split),
-            "n_examples": result.n_examples,
-            "formulation": result.formulation,
-            "decoding": decoding.mode(cfg),
-            "decoding_budget": budget,
-            "primary": str(cfg.task.primary_metric),
-            "chance": 1.0 / len(task.labels) if task.labels and task.kind == "classification" else None,
-            "values": result.metrics,
-            "samples": str(result.samples_path.relative_to(run_dir)),
-            "lm_eval_results": str(result.results_path.relative_to(run_dir)),
-            "generations": str(result.generations_path.relative_to(run_dir)) if result.generations_path else None,
-        })
-        speed: dict[str, Any] = {
-            "load_s": round(getattr(runtime, "load_s", 0.0), 3),
-            "eval_wall_s": round(result.wall_s, 3),
-            "eval_examples_per_s": round(result.n_examples / result.wall_s, 3) if result.wall_s else None,
-            # How the accuracy pass ran: batches are for throughput; latency figures come from single requests
-            "eval_batch_size": getattr(runtime, "batch_size", None),
-            "eval_dtype": getattr(runtime, "dtype_name", None),
-            "eval_shared_prefix": getattr(runtime, "prefix_stats", None),  # transformers: batches that shared it
-        }
-        if gen_cache is not None:
-            record.data["metrics"]["generation_cache"] = gencache.block(gen_cache, result.n_examples)
-        if result.accuracy_pass:  # per-request latency of the accuracy pass itself, where the runtime timed it
-            speed["accuracy_pass"] = result.accuracy_pass
-        if task.kind == "lm_eval":
-            record.data["metrics"]["lm_eval_tasks"] = [str(n) for n in cfg.task.names]
-            record.save()
-        if n_bench:
-            from slmexp.bench import benchmark
-            from slmexp.cost import energy_tracker
-            from slmexp.tasks import lm_eval_doc, render_prompt
-
-            with _stage(record, "benchmark", state), ContentionGuard(threshold, workload) as guard:
-                ids = None  # the timed requests' example ids: the report pairs them with the baseline's
-                if task.kind == "lm_eval":
-                    prompts = task.prompts
-                else:
-                    split = str(cfg.eval.split)
-                    rows = task.splits[split][:n_bench]
-                    prompts = [render_prompt(task.cfg, r) for r in rows]
-                    ids = [lm_eval_doc(task, split, i, r)["id"] for i, r in enumerate(rows)]
-                energy: dict[str, Any] = {}
-                measure = energy_tracker(cfg.get("cost"), enabled=not remote, sink=energy)
-                if decoding.formulation(task.cfg) == "choice":  # timed as scored: every label's log-likelihood
-                    from slmexp.decoding.choice import benchmark_choice
-
-                    timed = benchmark_choice(runtime, task, rows, warmup=int(bench_cfg.warmup), ids=ids,
-                                             measure=measure)
-                else:
-                    timed = benchmark(runtime, prompts, max_new_tokens=int(bench_cfg.max_new_tokens),
-                                      warmup=int(bench_cfg.warmup),
-                                      concurrency=int(bench_cfg.get("concurrency") or 1),
-                                      measure=measure, generation=result.generation, ids=ids)
-                speed.update(timed)
-                if energy:
-                    speed["energy"] = energy
-            load_windows["benchmark"] = guard.result
-        fid = cfg.eval.get("fidelity") or {}
-        if int(fid.get("n_prompts") or 0) > 0 and model_path is not None and adapter_path is None and (
-                str(cfg.quantization.kind) != "none" or artifact.kind not in ("checkpoint", "endpoint")):
-            _fidelity(cfg, task, runtime, Path(model_path), record, state)
-        peaks = state["peak_rss_mb"]
-        speed["peak_rss_mb"] = max([peak_rss_mb(), *(peaks[s] for s in SERVING_STAGES if s in peaks)])
-        speed["peak_rss_by_stage_mb"] = dict(peaks)
-        speed["rss_before_load_mb"] = rss_before_load
-        speed["memory_note"] = MEMORY_NOTE
-        speed["gpu_max_memory_mb"] = gpu_max_memory_mb()
-        speed["contention"] = contention_block(load_windows)
-        speed["contended"] = speed["contention"]["contended"]
-        speed["note"] = runtime_cls.speed_note
-        record.set("speed", speed)
-        if cfg.get("cost") is not None:
-            from slmexp.cost import compute
-
-            values = record.data["metrics"]["values"]
-            cost = compute(cfg.cost, cfg.runtime, speed, values.get(str(cfg.task.primary_metric)))
-            if cost is not None:
-                record.set("cost", cost)
-
-
-def _needs_weights(cfg: DictConfig, needs: str, trained: bool) -> bool:
-    """Training, quantizers and the fidelity stage read the checkpoint; else a GGUF resolves to its tokenizer."""
-    from slmexp import quantize
-    return quantize.needs_weights(cfg, needs, trained) or bool((cfg.eval.get("fidelity") or {}).get("n_prompts"))
-
-
-def _fidelity(cfg: DictConfig, task: Any, runtime: Any, parent: Path, record: RunRecord,
-              state: dict[str, Any]) -> None:
-    """The quantized model against its full-precision parent (slmexp.fidelity) into the record's `fidelity`."""
-    from slmexp.fidelity import measure, texts_for
-
-    fid = cfg.eval.fidelity
-    with _stage(record, "fidelity", state):
-        block = measure(runtime.lm_eval_model(), parent, texts_for(task, str(cfg.eval.split), int(fid.n_prompts)),
-                        max_tokens=int(fid.get("max_tokens") or 512))
-    model = record.data.get("model") or {}
-    note = model.get("weights_provenance")
-    block["parent"] = {"name": f"{cfg.model.name}" + (f"+{cfg.adapter.name}" if cfg.adapter.name != "none" else ""),
-                       "path": str(parent), "dequantized": bool(note), "dequantized_note": note,
-                       "sha256": None if cfg.adapter.name != "none" else (record.data.get("provenance") or {}).get(
-                           "model_sha256")}
-    record.set("fidelity", block)
-
-
-def _calibration(task: Any) -> Any:
-    """The train split as calibration data for quantizers that need it (Olive GPTQ), or None when it has none."""
-    from slmexp.quantize import Calibration
-
-    train = (task.cfg.get("data") or {}).get("train")
-    if not train:
-        return None
-    return Calibration(Path(str(train)), str((task.cfg.get("fields") or {}).get("text") or "text"))
+    serve.run(cfg, plan, served, run_dir, record, stage, state["peak_rss_mb"])
+    cost = price.run(cfg, record.data["speed"], record.data["metrics"]["values"])
+    if cost is not None:
+        record.set("cost", cost)
 
 
 def objective(record: dict[str, Any]) -> float | None:

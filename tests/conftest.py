@@ -73,11 +73,16 @@ def compose(overrides: list[str]):
 @pytest.fixture
 def tiny_overrides(tiny_model_dir, tmp_path) -> list[str]:
     """Overrides that point the default config at the tiny model and a temp cache/output dir."""
+    return tiny_overrides_for(tiny_model_dir, tmp_path)
+
+
+def tiny_overrides_for(model_dir: Path, tmp: Path) -> list[str]:
+    """`tiny_overrides` for any temp dir: module-scoped fixtures that run one job for many tests use it."""
     return [
-        f"model.source.path={tiny_model_dir}",
+        f"model.source.path={model_dir}",
         "model.name=tiny-llama",
-        f"paths.cache_dir={tmp_path / 'cache'}",
-        f"paths.output_dir={tmp_path / 'outputs'}",
+        f"paths.cache_dir={tmp / 'cache'}",
+        f"paths.output_dir={tmp / 'outputs'}",
         "eval.limit=6",
         "runtime.batch_size=3",
         "task.generation.max_new_tokens=4",

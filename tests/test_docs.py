@@ -1,5 +1,6 @@
-"""The manual stays true to the code: the generated config reference is current, README.md is a short hub, every
-relative link resolves, and every `slmexp ...` example in README.md composes into a config (no model loads)."""
+"""The manual stays true to the code: the generated config reference and run-record field tables are current,
+README.md is a short hub, every relative link resolves, and every `slmexp ...` example in README.md composes into a
+config (no model loads)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,15 @@ def test_config_reference_is_current() -> None:
     assert committed == configref.generate(), (
         "docs/config-reference.md differs from slmexp/conf: run `python -m slmexp.configref --write` "
         "(`python -m slmexp.configref --check` shows the diff)")
+
+
+def test_run_record_fields_are_current() -> None:
+    from slmexp import record_schema
+
+    committed = (ROOT / record_schema.DOC_PATH).read_text()
+    assert committed == record_schema.doc_text(committed), (
+        "docs/run-record.md's field tables differ from slmexp/record_types: run `python -m slmexp.record_schema "
+        "--write` (`python -m slmexp.record_schema --check` shows the diff)")
 
 
 def test_configref_check_exit_status(tmp_path: Path) -> None:

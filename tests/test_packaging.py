@@ -84,4 +84,6 @@ def test_wheel_builds_with_the_lowest_setuptools_build_system_admits(tmp_path: P
     (wheel,) = wheels.glob("slmexp-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         metadata = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+        names = zf.namelist()
     assert "License-Expression: Apache-2.0" in metadata.splitlines(), metadata[:1000]
+    assert "slmexp/run.schema.json" in names  # the record's JSON Schema ships (slmexp.record_schema.errors reads it)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from slmexp.pipeline import run_job
-from slmexp.record import load
+from slmexp.record import SCHEMA, load
 from tests.conftest import compose
 
 
@@ -17,7 +17,7 @@ def test_job_writes_a_complete_record(tiny_overrides, tmp_path) -> None:
     record = run_job(cfg, run_dir=run_dir)
     on_disk = load(run_dir)
     assert on_disk == json.loads(json.dumps(record, default=str))
-    assert on_disk["schema"] == 1
+    assert on_disk["schema"] == SCHEMA
     assert on_disk["run"]["status"] == "finished"
     metrics = on_disk["metrics"]
     assert metrics["n_examples"] == 6

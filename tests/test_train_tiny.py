@@ -121,3 +121,34 @@ def test_training_cache_key_follows_data_content_not_paths(tmp_path) -> None:
     assert train_key(b, tc, "sha", tmp_path) != train_key(b, tb, "sha", tmp_path)
     c = compose(["adapter=lora", "train.learning_rate=5e-4"])
     assert train_key(c, ta, "sha", tmp_path) != train_key(a, ta, "sha", tmp_path)
+
+
+def test_the_recorded_4bit_base_type_is_the_configured_one() -> None:
+    """QLoRA's record names the base's quantization as configured (fp4 stays fp4), not a constant nf4."""
+    from transformers import BitsAndBytesConfig
+
+    from slmexp.train import base_quant_type
+
+    assert base_quant_type(None) is None
+    assert base_quant_type(BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4")) == "fp4"
+    assert base_quant_type(BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")) == "nf4"
+    assert base_quant_type(BitsAndBytesConfig(load_in_8bit=True)) == "int8"
+
+
+@pytest.mark.parametrize("adapter", ["dora", "qlora"])
+def test_dora_and_qlora_train_end_to_end(adapter, tiny_model_dir, tmp_path) -> None:
+    """DoRA (magnitude vectors on top of LoRA) and QLoRA (a 4-bit NF4 base from bitsandbytes' CPU backend) train,
+    merge and evaluate on the tiny model: the paths `adapter=dora` / `adapter=qlora` take, a few steps each."""
+    steps = ["train.max_steps=4", "train.learning_rate=5e-3", "train.train_limit=32", "train.eval_steps=0",
+             "train.logging_steps=1", "train.max_length=1024", "train.precision=fp32"]
+    cfg = compose([f"model.source.path={tiny_model_dir}", "model.name=tiny-llama", f"paths.cache_dir={tmp_path}/c",
+                   "eval.limit=4", "eval.bench.n=0", "runtime.batch_size=4", "task.generation.max_new_tokens=4",
+                   f"adapter={adapter}", *steps])
+    record = run_job(cfg, run_dir=tmp_path / "run")
+    tr = record["train"]
+    assert record["run"]["status"] == "finished", record["run"].get("error")
+    assert tr["adapter"] == adapter and tr["steps"] == 4
+    assert all(isinstance(v, float) and v == v for v in (tr["first_train_loss"], tr["last_train_loss"]))
+    assert tr["base_quantization"] == ("nf4" if adapter == "qlora" else None)
+    config = (tmp_path / "run" / "train" / "adapter" / "adapter_config.json").read_text()
+    assert ('"use_dora": true' in config) == (adapter == "dora")

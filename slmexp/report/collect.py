@@ -218,6 +218,32 @@ def _validity(metrics: dict[str, Any]) -> float | None:
     return next((_num(values[m]) for m in VALIDITY_METRICS if m in values), None)
 
 
+def _measured(metrics: dict[str, Any], speed: dict[str, Any], cost: dict[str, Any], acc: float | None,
+              examples: float | None, usd_1k: float | None, *, remote: bool, finished: bool) -> dict[str, Any]:
+    """The row's measured figures (None where the run did not finish or did not measure them)."""
+
+    def sp(*keys: str) -> float | None:
+        return _num(_get(speed, *keys)) if finished else None
+
+    eval_wall = _num(speed.get("eval_wall_s"))
+    return {
+        "accuracy": acc,
+        "latency_p50_ms": sp("latency_ms", "p50"), "latency_p95_ms": sp("latency_ms", "p95"),
+        "ttft_p50_ms": sp("ttft_ms", "p50"), "decode_tok_s": sp("decode_tokens_per_s", "p50"),
+        # a remote endpoint's memory is the server's, not this client's: not measured, so an empty cell
+        "requests_per_s": sp("requests_per_s"), "peak_rss_mb": None if remote else sp("peak_rss_mb"),
+        # the floor of that peak: what the process held when loading began (libraries, and in a multirun sharing
+        # one process, what earlier jobs left); shown so rows of one table can be read against each other
+        "rss_at_load_mb": None if remote else sp("rss_before_load_mb"),
+        "eval_ms_per_example": (1000 * eval_wall / examples) if finished and eval_wall and examples else None,
+        "usd_per_1k_req": usd_1k,
+        "usd_per_1m_tok": _num(cost.get("usd_per_1m_output_tokens")) if finished else None,
+        "usd_per_1k_correct": usd_1k / acc if usd_1k is not None and acc else None,
+        "strict_match": _num(_get(metrics, "values", "strict_match")) if finished else None,
+        "validity": _validity(metrics) if finished else None,
+    }
+
+
 def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
     """Everything one record contributes, before seeds are collapsed and the baseline is known."""
     cfg = rec.get("config") or {}
@@ -245,29 +271,9 @@ def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
         acc = sum(samples.values()) / len(samples)
     n = metrics.get("n_examples") if finished else None
     examples = _num(n)
-    eval_wall = _num(speed.get("eval_wall_s"))
     usd_1k = _num(cost.get("usd_per_1k_requests")) if finished else None
-    remote = bool(model.get("endpoint"))
-
-    def sp(*keys: str) -> float | None:
-        return _num(_get(speed, *keys)) if finished else None
-
-    measured = {
-        "accuracy": acc,
-        "latency_p50_ms": sp("latency_ms", "p50"), "latency_p95_ms": sp("latency_ms", "p95"),
-        "ttft_p50_ms": sp("ttft_ms", "p50"), "decode_tok_s": sp("decode_tokens_per_s", "p50"),
-        # a remote endpoint's memory is the server's, not this client's: not measured, so an empty cell
-        "requests_per_s": sp("requests_per_s"), "peak_rss_mb": None if remote else sp("peak_rss_mb"),
-        # the floor of that peak: what the process held when loading began (libraries, and in a multirun sharing
-        # one process, what earlier jobs left); shown so rows of one table can be read against each other
-        "rss_at_load_mb": None if remote else sp("rss_before_load_mb"),
-        "eval_ms_per_example": (1000 * eval_wall / examples) if finished and eval_wall and examples else None,
-        "usd_per_1k_req": usd_1k,
-        "usd_per_1m_tok": _num(cost.get("usd_per_1m_output_tokens")) if finished else None,
-        "usd_per_1k_correct": usd_1k / acc if usd_1k is not None and acc else None,
-        "strict_match": _num(_get(metrics, "values", "strict_match")) if finished else None,
-        "validity": _validity(metrics) if finished else None,
-    }
+    measured = _measured(metrics, speed, cost, acc, examples, usd_1k, remote=bool(model.get("endpoint")),
+                         finished=finished)
     # $/correct is undefined at accuracy 0: say so instead of leaving the cell looking unmeasured
     no_correct = None
     if finished:
@@ -288,7 +294,7 @@ def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
         "n": int(n) if isinstance(n, int | float) and not isinstance(n, bool) else None,
         "metric": str(primary or ""),
         # a failed run may not have reached quantization; an endpoint's weights are not on this disk
-        "size_mb": _size_mb(rec) if finished and not remote else None,
+        "size_mb": _size_mb(rec) if finished and not model.get("endpoint") else None,
         # the F16 GGUF a GGUF export was quantized from (claims: size_reduction_pct vs reference f16)
         "f16_mb": (_num((rec.get("quantization") or {}).get("f16_bytes")) or 0) / 1e6 or None,
         "measured": measured,

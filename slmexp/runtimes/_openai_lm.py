@@ -48,17 +48,7 @@ def make_chat_lm(rt: Any) -> Any:
         async def amodel_call(self, session: Any, sem: Any, messages: Any, **kwargs: Any) -> Any:
             """lm-eval's concurrent path: timed from when the request got its slot (not its queueing)."""
             started: list[float] = []
-
-            class _Slot:  # the semaphore lm-eval acquires around exactly one HTTP request
-                async def acquire(self) -> bool:
-                    got = await sem.acquire()
-                    started.append(time.perf_counter())
-                    return got
-
-                def release(self) -> None:
-                    sem.release()
-
-            out = await super().amodel_call(session, _Slot(), messages, **kwargs)
+            out = await super().amodel_call(session, _TimedSlot(sem, started), messages, **kwargs)
             if kwargs.get("generate", True) and started:
                 self._timed(started[-1])
             return out
@@ -74,17 +64,7 @@ def make_chat_lm(rt: Any) -> Any:
         def parse_generations(self, outputs: Any, **kwargs: Any) -> list[str]:
             if rt.constraints is None:
                 return super().parse_generations(outputs=outputs, **kwargs)
-            from slmexp.runtimes._openai_structured import answer_text, last_user_content
-
-            given = kwargs.get("contexts")
-            contexts = list(given) if isinstance(given, list | tuple) else [given]
-            out = []
-            for i, reply in enumerate(outputs if isinstance(outputs, list) else [outputs]):
-                context = contexts[min(i, len(contexts) - 1)]
-                constraint = rt.constraints.for_text(last_user_content(context) if context is not None else "")
-                for choice in sorted(reply["choices"], key=lambda c: c.get("index", 0)):
-                    out.append(answer_text(choice.get("message") or {}, constraint))
-            return out
+            return _constrained_answers(rt.constraints, outputs, kwargs.get("contexts"))
 
         def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
             try:
@@ -104,6 +84,36 @@ def make_chat_lm(rt: Any) -> Any:
     lm.request_latencies_s = []  # per successful generate request (slmexp.evaluate clears and reads it)
     lm.request_concurrency = rt.concurrency
     return lm
+
+
+class _TimedSlot:
+    """The semaphore lm-eval acquires around exactly one HTTP request, noting when the request got its slot."""
+
+    def __init__(self, sem: Any, started: list[float]) -> None:
+        self.sem, self.started = sem, started
+
+    async def acquire(self) -> bool:
+        got = await self.sem.acquire()
+        self.started.append(time.perf_counter())
+        return got
+
+    def release(self) -> None:
+        self.sem.release()
+
+
+def _constrained_answers(constraints: Any, outputs: Any, given: Any) -> list[str]:
+    """Each reply's answer under its prompt's constraint (a tool call's arguments, a JSON object), so the metrics
+    see what the server was asked to produce (slmexp.runtimes._openai_structured)."""
+    from slmexp.runtimes._openai_structured import answer_text, last_user_content
+
+    contexts = list(given) if isinstance(given, list | tuple) else [given]
+    out = []
+    for i, reply in enumerate(outputs if isinstance(outputs, list) else [outputs]):
+        context = contexts[min(i, len(contexts) - 1)]
+        constraint = constraints.for_text(last_user_content(context) if context is not None else "")
+        for choice in sorted(reply["choices"], key=lambda c: c.get("index", 0)):
+            out.append(answer_text(choice.get("message") or {}, constraint))
+    return out
 
 
 def _preview(messages: Any) -> str:

@@ -7,7 +7,6 @@ runtimes never import quantizers.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
@@ -155,62 +154,23 @@ class TransformersRuntime:
         iterating) the worker is told to stop and joined before `last_usage` is set: no generation keeps running
         to slow the next request.
         """
-        import queue
-
-        from transformers import StoppingCriteria, StoppingCriteriaList
-        from transformers.generation.streamers import BaseStreamer
-
+        from slmexp.runtimes._hf_stream import GenerationWorker
         from slmexp.runtimes._stop import StopCut
 
         lm = self.lm_eval_model()
         if self.uses_chat_template():
             prompt = lm.apply_chat_template([{"role": "user", "content": prompt}])
         ids, mask = lm.tok_batch_encode([prompt], left_truncate_len=max(lm.max_length - max_new_tokens, 1))
-        tokens: queue.Queue = queue.Queue()
-        done = object()
-        halt = threading.Event()
-
-        class _PerToken(BaseStreamer):
-            # generate() calls put() once with the prompt, then once per decoding step.
-            def __init__(self) -> None:
-                self.prompt_seen = False
-
-            def put(self, value: Any) -> None:
-                if not self.prompt_seen:
-                    self.prompt_seen = True
-                    return
-                tokens.put((value.reshape(-1).tolist(), time.perf_counter()))
-
-            def end(self) -> None:
-                tokens.put(done)
-
-        class _Halt(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                import torch
-
-                return torch.full((input_ids.shape[0],), halt.is_set(), dtype=torch.bool, device=input_ids.device)
-
-        failure: list[BaseException] = []
         constrained = {} if self.constrainer is None else self.constrainer.generation_kwargs(
             1, self.constrainer.spec.for_text(prompt))
-
-        def _generate() -> None:
-            try:
-                self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                    max_new_tokens=max_new_tokens, do_sample=False, streamer=_PerToken(),
-                                    stopping_criteria=StoppingCriteriaList([_Halt()]),
-                                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                                    **constrained)
-            except BaseException as e:  # surfaced to the caller below
-                failure.append(e)
-                tokens.put(done)
-
         eos_ids = self._eos_ids()
         cut, out_ids, emitted, stamp = StopCut(stop), [], "", 0.0
-        worker = threading.Thread(target=_generate, name="slmexp-transformers-generate", daemon=True)
-        worker.start()
+        worker = GenerationWorker(self.model, input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                  max_new_tokens=max_new_tokens, **constrained,
+                                  pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
         try:
-            while not cut.hit and (item := tokens.get()) is not done:
+            tokens = iter(worker)
+            while not cut.hit and (item := next(tokens, None)) is not None:
                 new, stamp = item
                 if len(new) == 1 and new[0] in eos_ids:
                     continue  # the stop token is not output text
@@ -226,12 +186,11 @@ class TransformersRuntime:
                 if rest:
                     yield rest, stamp  # held-back text: its time is the last token's
         finally:
-            halt.set()
-            worker.join()
+            worker.stop()
             self.last_usage = {"input_tokens": int(ids.shape[1]), "output_tokens": len(out_ids),
                                "source": "model tokenizer"}
-        if failure:
-            raise failure[0]
+        if worker.failure is not None:
+            raise worker.failure
 
     def close(self) -> None:
         import gc

@@ -1,0 +1,54 @@
+"""Every block of the run record (`run.json`) declared once, as TypedDicts: the one place its field names, types and
+meanings live (this package: `job`, `measure`, `extras`; the record itself, `RunJson`, here).
+
+Why TypedDicts and not models: the record stays a plain dict that stages fill as they run and that readers take as
+parsed JSON, so nothing at run time changes; the declarations are what `slmexp.record_schema` turns into the JSON
+Schema (slmexp/run.schema.json, docs/run.schema.json) and into the field tables of docs/run-record.md, so the
+three cannot drift. A field's trailing comment (or the comment lines right above it) is its description there, a
+class docstring its block's.
+
+Blocks are open: a key not declared here is allowed (the JSON Schema leaves `additionalProperties` true), so a
+reader or a later stage may add one; what is declared keeps its name, type and meaning. `total=False` classes list
+fields a record may lack; `X | None` means the field may be null. No `from __future__ import annotations` here:
+pydantic reads these annotations at run time, on Python 3.10 too (hence typing_extensions' TypedDict).
+"""
+
+from typing import Any, Literal
+
+from typing_extensions import NotRequired, TypedDict
+
+from slmexp.record_types.extras import DistillBlock, FidelityBlock, RouterBlock
+from slmexp.record_types.job import ModelBlock, ProvenanceBlock, QuantizationBlock, RunBlock, TrainBlock
+from slmexp.record_types.measure import (
+    ConcurrentCost,
+    CostBlock,
+    EnergyBlock,
+    MetricsBlock,
+    Percentiles,
+    SpeedBlock,
+)
+
+__all__ = [
+    "ConcurrentCost", "CostBlock", "DistillBlock", "EnergyBlock", "FidelityBlock", "MetricsBlock", "ModelBlock",
+    "Percentiles", "ProvenanceBlock", "QuantizationBlock", "RouterBlock", "RunBlock", "RunJson", "SpeedBlock",
+    "TrainBlock",
+]
+
+
+class RunJson(TypedDict):
+    """A job's run record (`run.json`). A block the job did not reach, or does not have, is null; `fidelity`,
+    `distill` and `router` appear only in runs that have them."""
+
+    schema: Literal[2]  # the record's schema version (slmexp.record.SCHEMA)
+    run: RunBlock  # identity, status, timing, and the error of a failed job
+    config: dict[str, Any]  # the resolved config, secrets redacted
+    model: ModelBlock | None  # the weights evaluated
+    train: TrainBlock | None  # the fine-tuning (adapter != none)
+    quantization: QuantizationBlock | None  # what was served when not the plain checkpoint
+    metrics: MetricsBlock | None  # the accuracy pass
+    speed: SpeedBlock | None  # how fast: the timed requests, memory, contention, energy
+    cost: CostBlock | None  # $ per request and per correct answer; null for cost=none
+    provenance: ProvenanceBlock | None  # code, packages, machine, seed, input hashes
+    fidelity: NotRequired[FidelityBlock | None]  # quantized runs: against the full-precision parent
+    distill: NotRequired[DistillBlock | None]  # distill runs: the teacher's labels
+    router: NotRequired[RouterBlock | None]  # router runs: the routed system and each model alone
