@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from slmexp.decoding import Constraint
+from slmexp.decoding.spec import Constraint
 
 # llguidance JSON options: json.dumps' separators, no other whitespace (see the module docstring).
 LLGUIDANCE_JSON = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}

@@ -17,14 +17,16 @@ Adding a quantizer (kind `foo`):
      `cache.publish_dir`, so reruns and parallel sweep jobs reuse one copy. `Artifact.block` is the run record's
      `quantization` section (at least `kind` and `name`); `runtime_kwargs` are extra constructor keywords.
      When `qcfg.kind` is not yours (quantization=none), return your default export (gguf: f16, onnx: fp32).
-2. Add it to `QUANTIZERS` below, and `conf/quantization/foo-*.yaml` (`kind: foo`, `name:`, its settings).
+2. Add it to `QUANTIZERS` below (or, from another package, declare it as an entry point in the group
+   `slmexp.quantizers`: `foo = "yourpkg.foo"`), and `conf/quantization/foo-*.yaml` (`kind: foo`, `name:`, its
+   settings; a `--config-dir` or a Hydra search-path plugin for another package). Its options schema: a pydantic
+   model `OPTIONS` (subclass `slmexp.schema.types.Node`) in the module, else only `kind` and `name` are checked.
 3. Add the kind to the `serves` of the runtimes that load it, and a test (tests/test_quantize_contract.py checks the
    module attributes of every entry).
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -32,24 +34,26 @@ from typing import TYPE_CHECKING
 from slmexp.errors import SlmexpError
 from slmexp.origin import fail
 from slmexp.quantize.base import Artifact, Calibration, Source
+from slmexp.registry import Registry
 
 __all__ = ["NEEDS", "QUANTIZERS", "Artifact", "Calibration", "Source", "check", "prepare", "quantizer"]
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-# quantization.kind -> module (imported when that kind is used). `none` has no module: nothing is quantized.
-QUANTIZERS: dict[str, str] = {
+# quantization.kind -> module (imported when that kind is used), plus the `slmexp.quantizers` entry points of other
+# packages (slmexp.registry). `none` has no module: nothing is quantized.
+QUANTIZERS = Registry("slmexp.quantizers", {
     "bnb": "slmexp.quantize.bnb",
     "gguf": "slmexp.quantize.gguf",
     "onnx": "slmexp.quantize.onnx",
-}
+}, load=False)
 NEEDS = ("checkpoint", "gguf", "onnx", "endpoint")
 
 
 def quantizer(kind: str) -> ModuleType:
     """The module of quantization kind `kind` (imported now)."""
-    return importlib.import_module(QUANTIZERS[kind])
+    return QUANTIZERS.load(kind)
 
 
 def check(cfg: DictConfig) -> None:

@@ -10,6 +10,10 @@ Adding a runtime (the whole recipe; nothing else in slmexp changes):
    that takes the keywords `build_runtime` passes plus one keyword per YAML key, and the methods.
 2. Write `conf/runtime/<name>.yaml` (or one in a `--config-dir`): `_target_: your.module.YourRuntime`,
    `name: <name>`, then its options. tests/test_targets.py binds the YAML's keys to the constructor's signature.
+From another package: declare the class as an entry point in the group `slmexp.runtimes` (`toy =
+"yourpkg.runtime:ToyRuntime"`; `_target_: toy` then names it), ship the YAML through a Hydra search-path plugin,
+and give the class an `options` attribute (a pydantic model, subclass of `slmexp.schema.runtimes.RuntimeBase`) so
+its keys are validated like slmexp's own.
 """
 
 from __future__ import annotations
@@ -20,8 +24,20 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from omegaconf import DictConfig
 
 from slmexp.errors import SlmexpError
+from slmexp.registry import Registry
 
 NEEDS = ("checkpoint", "gguf", "onnx", "endpoint")  # the artifacts a runtime can load (see `Runtime.needs`)
+
+# Runtime classes by name: slmexp's own, plus the `slmexp.runtimes` entry points of other packages
+# (slmexp.registry). A runtime YAML names its class by import path (`_target_: pkg.module.Class`, Hydra's way) or
+# by one of these names (`_target_: llamacpp`).
+RUNTIMES = Registry("slmexp.runtimes", {
+    "transformers": "slmexp.runtimes.transformers:TransformersRuntime",
+    "llamacpp": "slmexp.runtimes.llamacpp:LlamaCppRuntime",
+    "ortgenai": "slmexp.runtimes.ortgenai:OrtGenAIRuntime",
+    "vllm": "slmexp.runtimes.vllm:VLLMRuntime",
+    "openai": "slmexp.runtimes.openai:OpenAIRuntime",
+})
 
 
 @runtime_checkable
@@ -114,6 +130,8 @@ def runtime_class(runtime_cfg: Mapping[str, Any]) -> type:
     if not target:
         raise ValueError("the runtime config has no _target_ (the runtime class, e.g. "
                          "slmexp.runtimes.openai.OpenAIRuntime)")
+    if "." not in str(target) and str(target) in RUNTIMES:  # a registered name: ours or a plug-in's entry point
+        return RUNTIMES.load(str(target))
     return get_class(str(target))
 
 
@@ -136,18 +154,23 @@ def build_runtime(cfg: DictConfig, model_path: str | None, adapter_path: str | N
     from hydra.errors import InstantiationException
 
     try:
-        return _instantiate(cfg, model_path, adapter_path, extra)
+        return _instantiate(cfg, cls, model_path, adapter_path, extra)
     except InstantiationException as e:  # Hydra wraps the runtime's own error: surface ours unchanged
         if isinstance(e.__cause__, SlmexpError):
             raise e.__cause__ from None
         raise
 
 
-def _instantiate(cfg: DictConfig, model_path: str | None, adapter_path: str | None, extra: dict[str, Any]) -> Any:
+def _instantiate(cfg: DictConfig, cls: type, model_path: str | None, adapter_path: str | None,
+                 extra: dict[str, Any]) -> Any:
     from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
+    node = cfg.runtime
+    if "." not in str(node.get("_target_")):  # a registered name: Hydra instantiates by the class's import path
+        node = OmegaConf.merge(node, {"_target_": f"{cls.__module__}.{cls.__qualname__}"})
     return instantiate(
-        cfg.runtime,
+        node,
         model_path=None if model_path is None else str(model_path),
         adapter_path=adapter_path,
         trust_remote_code=bool(cfg.model.get("trust_remote_code", False)),

@@ -17,8 +17,8 @@ from typing import Any
 
 from transformers import LogitsProcessor
 
-from slmexp.decoding import Constraint, ConstraintSpec
 from slmexp.decoding.grammar import TokenMask, llguidance_grammar
+from slmexp.decoding.spec import Constraint, ConstraintSpec
 
 
 class GrammarProcessor(LogitsProcessor):

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from slmexp.decoding import Constraint
 from slmexp.decoding.grammar import gbnf
+from slmexp.decoding.spec import Constraint
 from slmexp.errors import SlmexpError
 
 _TOKEN_DATA = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)

@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from slmexp.decoding import Constraint
+from slmexp.decoding.spec import Constraint
 
 
 def request_fields(constraint: Constraint) -> dict[str, Any]:

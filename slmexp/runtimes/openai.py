@@ -238,7 +238,7 @@ class OpenAIRuntime:
             kwargs["stream_options"] = {"include_usage": True}
         constraint = None if self.constraints is None else self.constraints.for_text(prompt)
         if constraint is not None:
-            from slmexp.runtimes import _openai_structured as so
+            import slmexp.runtimes._openai_structured as so
 
             kwargs.update(so.request_fields(constraint))
         wrapped = constraint is not None and so.wraps(constraint)  # assembled, then yielded as the answer text

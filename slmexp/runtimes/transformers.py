@@ -213,7 +213,7 @@ def _timed_hflm(rt: TransformersRuntime) -> Any:
 
     from lm_eval.models.huggingface import HFLM
 
-    from slmexp.runtimes import _hf_prefix
+    import slmexp.runtimes._hf_prefix as _hf_prefix
 
     class TimedHFLM(HFLM):
         def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:

@@ -89,9 +89,14 @@ def _quantization_errors(cfg: DictConfig, errors: list[ConfigError]) -> list[Con
 
     data = resolved(cfg, "quantization", errors)
     kind = data.get("kind") if isinstance(data, dict) else None
-    if kind not in QUANTIZATION_KINDS:
-        return [fail("quantization.kind", f"{kind!r} is not one of none, {', '.join(QUANTIZERS)}")]
-    return check_node(QUANTIZATION_KINDS[kind], data, "quantization")
+    if kind in QUANTIZATION_KINDS:
+        return check_node(QUANTIZATION_KINDS[kind], data, "quantization")
+    if kind in QUANTIZERS:  # a plug-in's kind: its module's OPTIONS model, else only kind and name
+        from slmexp.schema.groups import QuantPlugin
+
+        declared = getattr(QUANTIZERS.load(str(kind)), "OPTIONS", None)
+        return check_node(declared if isinstance(declared, type) else QuantPlugin, data, "quantization")
+    return [fail("quantization.kind", f"{kind!r} is not one of none, {', '.join(QUANTIZERS)}")]
 
 
 def _top_level_errors(cfg: DictConfig, errors: list[ConfigError]) -> list[ConfigError]:

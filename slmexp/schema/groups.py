@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from slmexp.schema.types import (
     DTYPES,
@@ -122,6 +122,15 @@ class QuantOnnx(Node):
     precision: str  # one of the model builder's CPU precisions: checked by slmexp.quantize.onnx.check (its list)
     extra_options: dict[str, Any]
     olive: Olive | None = None
+
+
+class QuantPlugin(Node):
+    """A quantization kind from another package (entry point `slmexp.quantizers`) whose module declares no
+    `OPTIONS` model: its keys are its own."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    kind: str
 
 
 QUANTIZATION_KINDS: dict[str, type[Node]] = {"none": QuantNone, "bnb": QuantBnb, "gguf": QuantGguf,

@@ -100,7 +100,11 @@ def options_for(target: str) -> type[Node]:
     try:
         from slmexp.runtimes import runtime_class
 
-        declared = getattr(runtime_class({"_target_": target}), "options", None)
+        cls = runtime_class({"_target_": target})
     except Exception:  # an import failure is reported by the runtime/quantization check, naming runtime._target_
-        declared = None
+        return Unknown
+    path = f"{cls.__module__}.{cls.__qualname__}"  # `_target_: llamacpp` names slmexp's own class
+    if path in RUNTIMES:
+        return RUNTIMES[path]
+    declared = getattr(cls, "options", None)
     return declared if isinstance(declared, type) and issubclass(declared, Node) else Unknown

@@ -13,6 +13,8 @@ Adding a task kind:
   2. its lm-eval template, `slmexp/tasks/lm_eval/<template>`, whose `process_results` returns `metrics`;
   3. a test: a small JSONL task of the kind loading and scoring (see tests/test_user_tasks.py).
 `task.kind` in a task YAML then accepts it; config validation, data loading and lm-eval read the record.
+Another package adds a kind without touching slmexp: an entry point in the group `slmexp.task_kinds`
+(`toy = "yourpkg.kinds:TOY"`, a TaskKind whose `template` is an absolute path to its lm-eval template).
 
 This module is imported at config time: it imports nothing heavier than `slmexp.tasks.metrics` and
 `slmexp.tasks.extract` (pure Python).
@@ -24,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from slmexp.registry import Registry
 from slmexp.tasks.extract import extract_label, normalize_label, same_label, task_labels
 from slmexp.tasks.metrics import valid_answer, valid_extraction, valid_tool_call
 
@@ -156,7 +159,9 @@ class TaskKind:
         return self.teacher_parse is not None
 
 
-KINDS: dict[str, TaskKind] = {k.name: k for k in (
+# kind name -> record: slmexp's own below, plus the `slmexp.task_kinds` entry points of other packages (each a
+# "module:attr" naming a TaskKind; slmexp.registry), loaded when first used.
+KINDS = Registry("slmexp.task_kinds", {k.name: k for k in (
     TaskKind(
         name="classification",
         roles={"text": check_string, "label": check_label},
@@ -190,12 +195,15 @@ KINDS: dict[str, TaskKind] = {k.name: k for k in (
     ),
     # lm-eval's own benchmarks: lm-eval loads the data and scores it (slmexp.evaluate); no rows of ours to check
     TaskKind(name="lm_eval"),
-)}
+)})
 
 
 def kind(name: str) -> TaskKind:
     """The record of task kind `name`; KeyError names the known kinds (config validation reports it earlier)."""
     try:
-        return KINDS[name]
+        found = KINDS[name]
     except KeyError:
         raise KeyError(f"unknown task kind {name!r}; known: {', '.join(KINDS)}") from None
+    if not isinstance(found, TaskKind):
+        raise TypeError(f"task kind {name!r} ({KINDS.origin(name)}) is a {type(found).__name__}, not a TaskKind")
+    return found
