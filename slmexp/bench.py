@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from slmexp.runtimes import capabilities, last_usage
+
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
@@ -44,7 +46,7 @@ def time_request(runtime: Any, prompt: str, max_new_tokens: int, stop: Sequence[
     with closing(runtime.stream(prompt, max_new_tokens, stop=stop)) as chunks:
         stamps = [t for _chunk, t in chunks]
     end = time.perf_counter()
-    usage = dict(getattr(runtime, "last_usage", None) or {})
+    usage = last_usage(runtime)
     n = int(usage.get("output_tokens") or len(stamps))
     ttft = (stamps[0] - t0) if stamps else end - t0
     e2e = (stamps[-1] - t0) if stamps else end - t0
@@ -160,6 +162,6 @@ def benchmark(runtime: Any, prompts: list[str], *, max_new_tokens: int, warmup: 
         out["prompt_suffix"] = settings["prompt_suffix"]
     if results and None not in cached:  # the engine or server reports prefix-cache hits: a cold run shows 0
         out["usage"]["cached_input_tokens"] = int(sum(cached))
-    if concurrency > 1 and getattr(runtime, "concurrent_requests", False):
+    if concurrency > 1 and capabilities(runtime).concurrent_requests:
         out["concurrent"] = _concurrent(runtime, timed, max_new_tokens, concurrency, stop)
     return out

@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from slmexp.origin import fail
+from slmexp.runtimes import last_usage
 
 # Runtime keys that change how fast an answer comes, not what it says: left out of answer-cache keys.
 EXECUTION_KEYS = ("n_threads", "threads", "batch_size", "n_batch", "concurrency", "timeout_s", "connect_timeout_s",
@@ -86,6 +87,6 @@ def answer(runtime: Any, prompt: str, max_new_tokens: int, until: list[str]) -> 
     latency = time.perf_counter() - t0
     for stop in until:
         text = text.split(stop)[0]
-    usage = dict(getattr(runtime, "last_usage", None) or {})
+    usage = last_usage(runtime)
     return {"raw": text, "latency_s": round(latency, 4), "input_tokens": usage.get("input_tokens"),
             "output_tokens": usage.get("output_tokens"), "token_source": usage.get("source")}

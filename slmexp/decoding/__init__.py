@@ -52,6 +52,7 @@ def check(cfg: DictConfig, runtime_cls: type | None = None) -> None:
     """Config-time checks of `decoding.name` and `task.formulation` against the task kind and the runtime class
     (its `constrained_decoding` / `scores_choices` attributes), before any model loads."""
     from slmexp.origin import fail
+    from slmexp.runtimes import capabilities
 
     m, form, kind = mode(cfg), formulation(cfg.task), str(cfg.task.kind)
     if m not in MODES:
@@ -67,7 +68,7 @@ def check(cfg: DictConfig, runtime_cls: type | None = None) -> None:
         if kind != "classification":
             raise fail("task.formulation", f"choice scores each of task.labels; task={cfg.task.name} is a {kind} "
                        "task without labels (use task.formulation=generate)")
-        if not getattr(runtime_cls, "scores_choices", False):
+        if not capabilities(runtime_cls).scores_choices:
             raise fail("task.formulation", f"choice needs each label's log-likelihood, which runtime={runtime} "
                        "does not give (chat endpoints return text); use a local runtime (transformers, llamacpp, "
                        "ortgenai, vllm) or task.formulation=generate")
@@ -87,8 +88,8 @@ def check(cfg: DictConfig, runtime_cls: type | None = None) -> None:
         raise fail("decoding.name", "task=lm-eval runs lm-eval's own benchmarks, which define no answer schema; "
                    "use decoding=free")
     for role, cls, name in [("", runtime_cls, runtime), *_other_runtimes(cfg)]:
-        if not getattr(cls, "constrained_decoding", None):
-            why = getattr(cls, "constrained_decoding_note", None) or "it has no structured-output support"
+        if not capabilities(cls).constrained_decoding:
+            why = capabilities(cls).constrained_decoding_note or "it has no structured-output support"
             raise fail("decoding.name", f"{role}runtime={name} cannot constrain decoding: {why}. Runtimes that "
                        "can: transformers, llamacpp, openai (and its server recipes)")
     schema = cfg.task.get("schema")

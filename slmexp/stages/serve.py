@@ -71,13 +71,16 @@ def _metrics_block(cfg: DictConfig, plan: Plan, result: Any, run_dir: Path) -> d
 
 def _accuracy_speed(runtime: Any, result: Any) -> dict[str, Any]:
     """How the accuracy pass ran: batches are for throughput; latency figures come from single requests."""
+    from slmexp.runtimes import serving_facts
+
+    facts = serving_facts(runtime)
     speed = {
-        "load_s": round(getattr(runtime, "load_s", 0.0), 3),
+        "load_s": round(facts["load_s"], 3),
         "eval_wall_s": round(result.wall_s, 3),
         "eval_examples_per_s": round(result.n_examples / result.wall_s, 3) if result.wall_s else None,
-        "eval_batch_size": getattr(runtime, "batch_size", None),
-        "eval_dtype": getattr(runtime, "dtype_name", None),
-        "eval_shared_prefix": getattr(runtime, "prefix_stats", None),  # transformers: batches that shared it
+        "eval_batch_size": facts["batch_size"],
+        "eval_dtype": facts["dtype_name"],
+        "eval_shared_prefix": facts["prefix_stats"],  # transformers: batches that shared it
     }
     if result.accuracy_pass:  # per-request latency of the accuracy pass itself, where the runtime timed it
         speed["accuracy_pass"] = result.accuracy_pass
@@ -157,7 +160,7 @@ def run(cfg: DictConfig, plan: Plan, served: Served, run_dir: Path, record: RunR
     into the record as each is known, so a job killed while timing keeps its accuracy."""
     from slmexp import decoding, gencache
     from slmexp.evaluate import evaluate
-    from slmexp.runtimes import build_runtime
+    from slmexp.runtimes import build_runtime, serving_facts
 
     release_freed_memory()  # what training, export and conversion freed goes back to the OS before the peaks reset
     reset_peak_rss()
@@ -171,7 +174,7 @@ def run(cfg: DictConfig, plan: Plan, served: Served, run_dir: Path, record: RunR
         runtime = decoding.attach(build_runtime(cfg, served.model_path, served.runtime_adapter, artifact),
                                   plan.constraints)
         if artifact.block is not None and artifact.kind == "checkpoint":  # quantized while loading (bitsandbytes)
-            artifact.block["memory_footprint_bytes"] = getattr(runtime, "memory_footprint", None)
+            artifact.block["memory_footprint_bytes"] = serving_facts(runtime)["memory_footprint"]
             record.set("quantization", artifact.block)
     gen_cache = gencache.open_for(cfg, artifact.path or served.model_path, served.runtime_adapter, plan.remote)
     with runtime:

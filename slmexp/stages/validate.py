@@ -38,14 +38,12 @@ def run(cfg: DictConfig) -> Plan:
     """Raise ConfigErrors / DataError / EndpointError on bad input; else the Plan."""
     from slmexp import config as slm_config
     from slmexp import decoding
-    from slmexp.runtimes import runtime_class
+    from slmexp.runtimes import preflight, runtime_class
     from slmexp.tasks import load_task
 
     slm_config.validate(cfg)  # every bad key at once: the schema, cross-key rules, plug-in checks, prices
     runtime_cls = runtime_class(cfg.runtime)
-    preflight = getattr(runtime_cls, "preflight", None)
-    if preflight is not None:  # e.g. an endpoint that is down: refused now, before any model is resolved
-        preflight(cfg)
+    preflight(runtime_cls, cfg)  # e.g. an endpoint that is down: refused now, before any model is resolved
     needs_train = cfg.adapter.name != "none"
     task = load_task(cfg.task, splits_needed(cfg, needs_train))
     bench_cfg = cfg.eval.get("bench")
