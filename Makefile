@@ -18,7 +18,7 @@ help:
 	@echo "make vllm-env        .venv-vllm: vLLM (CPU build here) + slmexp, for runtime=vllm (~2 min, 4.4 GB)"
 	@echo "make browser         Debian's chromium (apt), for the headless test of report.html (root or sudo)"
 	@echo "make test            install + vllm-env + browser, then the whole test suite (what CI runs)"
-	@echo "make test-fast       unit + composition tests only (no real-model end-to-end, under 3 min): daily work"
+	@echo "make test-fast       unit + composition tests only (no real-model end-to-end, ~3.5 min here): daily work"
 	@echo "make slurm-local     (root) install slurm-wlm + munge, start a one-node SLURM cluster here (partition local)"
 	@echo "make slurm-stop      stop that cluster's daemons"
 
