@@ -60,12 +60,9 @@ def _jobcomp(job_ids: set[str]) -> dict[str, dict[str, str]]:
     return out
 
 
-@pytest.mark.slow
-def test_slurm_sweep_runs_each_job_as_a_slurm_job_and_reports(slurm_cluster, tiny_model_dir, tmp_path) -> None:
-    sweep = tmp_path / "sweep"
-    args = [*base_args(tiny_model_dir, tmp_path, sweep), "seed=1,2", "hydra/launcher=slurm",
-            "hydra.launcher.partition=local", "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=1",
-            "hydra.launcher.mem_gb=3", "hydra.launcher.timeout_min=20"]
+def _two_job_slurm_sweep(args: list[str], sweep: Path) -> tuple[float, dict[str, dict[str, str]]]:
+    """Run a 2-job sweep through the CLI on the cluster; (wall s, each job's SLURM ids by sweep job), both
+    records finished on partition local."""
     t0 = time.perf_counter()
     out = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=1200)
     wall = time.perf_counter() - t0
@@ -74,6 +71,16 @@ def test_slurm_sweep_runs_each_job_as_a_slurm_job_and_reports(slurm_cluster, tin
     assert sorted(recs) == ["0", "1"] and all(r["run"]["status"] == "finished" for r in recs.values())
     slurm = {k: r["provenance"]["slurm"] for k, r in recs.items()}
     assert all(s and s["slurm_job_partition"] == "local" for s in slurm.values()), slurm
+    return wall, slurm
+
+
+@pytest.mark.slow
+def test_slurm_sweep_runs_each_job_as_a_slurm_job_and_reports(slurm_cluster, tiny_model_dir, tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    args = [*base_args(tiny_model_dir, tmp_path, sweep), "seed=1,2", "hydra/launcher=slurm",
+            "hydra.launcher.partition=local", "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=1",
+            "hydra.launcher.mem_gb=3", "hydra.launcher.timeout_min=20"]
+    wall, slurm = _two_job_slurm_sweep(args, sweep)
     ids = {s["slurm_job_id"] for s in slurm.values()}
     assert len(ids) == 2  # one scheduler job per sweep job
     assert len({s["slurm_array_job_id"] for s in slurm.values()}) == 1  # submitted as one job array
@@ -133,15 +140,8 @@ def test_slurm_request_no_node_can_meet_is_refused_before_sbatch(slurm_cluster, 
 def test_slurm_local_preset_runs_a_two_job_sweep(slurm_cluster, tiny_model_dir, tmp_path) -> None:
     sweep = tmp_path / "sweep"
     args = [*base_args(tiny_model_dir, tmp_path, sweep), "seed=1,2", "hydra/launcher=slurm-local"]
-    t0 = time.perf_counter()
-    out = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=1200)
-    wall = time.perf_counter() - t0
-    assert out.returncode == 0, out.stderr[-3000:]
-    recs = records(sweep)
-    assert sorted(recs) == ["0", "1"] and all(r["run"]["status"] == "finished" for r in recs.values())
-    slurm = [r["provenance"]["slurm"] for r in recs.values()]
-    assert all(s and s["slurm_job_partition"] == "local" for s in slurm), slurm
-    assert len({s["slurm_array_job_id"] for s in slurm}) == 1  # one job array
+    wall, slurm = _two_job_slurm_sweep(args, sweep)
+    assert len({s["slurm_array_job_id"] for s in slurm.values()}) == 1  # one job array
     assert "±" in (sweep / "comparison.md").read_text()
     print(f"\nslurm-local preset: 2-job sweep in {wall:.0f} s")
 
