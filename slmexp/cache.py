@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -164,13 +165,29 @@ def publish_dir(entry: Path, build: Callable[[Path], None], done: Callable[[Path
         return False
 
 
+# The only line breaks JSON text may contain outside strings. str.splitlines() also breaks at U+2028, U+0085 and a
+# few more, which our files hold raw inside strings (written with ensure_ascii=False): one model answer containing
+# U+2028 would cut its line in two.
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def json_lines(text: str) -> list[str]:
+    """The non-blank lines of a JSONL text, split where JSON allows a line to end."""
+    return [line for line in LINE_BREAK.split(text) if line.strip()]
+
+
+def read_jsonl(path: Path) -> list[Any]:
+    """Every row of a JSONL file slmexp wrote (samples, generations): UTF-8, one JSON value per line."""
+    return [json.loads(line) for line in json_lines(Path(path).read_text(encoding="utf-8"))]
+
+
 def read_jsonl_cache(path: Path, field: str = "raw") -> dict[int, dict[str, Any]]:
     """Cached answers (`field` holds the output) by row index `i`; a line cut off by a crash is ignored (that input
     is asked again)."""
     out: dict[int, dict[str, Any]] = {}
     if not path.is_file():
         return out
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in json_lines(path.read_text(encoding="utf-8")):
         try:
             row = json.loads(line)
         except json.JSONDecodeError:

@@ -42,9 +42,9 @@ def _app(cfg: DictConfig) -> float | None:
         if multirun:  # a failed job must not sink the sweep: it is recorded, the sweep goes on
             log.error("job failed: %s", e)
             return None
-        for line in e.lines() if isinstance(e, ConfigErrors) else [str(e)]:  # every bad key, a line each
-            print(f"slmexp: error: {line}", file=sys.stderr)
-        sys.exit(2)
+        from slmexp.cli_errors import refuse
+
+        refuse(e.lines() if isinstance(e, ConfigErrors) else [str(e)])  # every bad key, a line each
     except Exception:
         if multirun:
             log.exception("job failed (recorded in run.json)")
@@ -60,23 +60,18 @@ def main() -> None:
     """Console-script entry point: `slmexp report DIR ...` rebuilds a report, `slmexp rescore DIR` re-scores stored
     generations; anything else is a Hydra job (a word that is neither a subcommand nor an override is refused first,
     in one line)."""
-    if len(sys.argv) > 1 and sys.argv[1] == "report":
-        from slmexp.report import main as report_main
+    from slmexp.cli_errors import SUBCOMMANDS, bad_word, refuse, run_app
 
-        sys.exit(report_main(sys.argv[2:]))
-    if len(sys.argv) > 1 and sys.argv[1] == "rescore":
-        from slmexp.rescore import main as rescore_main
+    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
+        from slmexp.registry import load_ref
 
-        sys.exit(rescore_main(sys.argv[2:]))
+        sys.exit(load_ref(SUBCOMMANDS[sys.argv[1]])(sys.argv[2:]))
     from slmexp import secrets
-    from slmexp.cli_errors import bad_word, run_app
     from slmexp.distributed import worker_argv
 
     bad = bad_word(sys.argv[1:])  # `slmexp verfy DIR`: neither a subcommand nor an override; said before Hydra runs
     if bad:
-        secrets.redact(list(sys.argv))  # learn the secrets the command line carries: the line echoes a word of it
-        print(f"slmexp: error: {secrets.redact_text(bad)}", file=sys.stderr)
-        sys.exit(2)
+        refuse([bad])
 
     secrets.install_record_factory(sys.argv)  # before Hydra logs the overrides of a multirun's jobs
 

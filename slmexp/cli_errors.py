@@ -19,10 +19,11 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 _OWNER = "SLMEXP_OWNS_HYDRA_ERRORS"  # set while slmexp asked Hydra for the exception (children inherit it)
-SUBCOMMANDS = ("report", "rescore")  # the first words slmexp.cli.main dispatches on; anything else is a Hydra job
+# The first words slmexp.cli.main dispatches on (name -> its `main(argv) -> int`); anything else is a Hydra job.
+SUBCOMMANDS = {"report": "slmexp.report:main", "rescore": "slmexp.rescore:main"}
 
 
 def _overrides(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -161,6 +162,19 @@ def one_line(exc: BaseException, argv: list[str]) -> str | None:
     return f"{key}: {msg} ({_where(key, argv, 'a config file')})"
 
 
+def refuse(lines: list[str], status: int = 2) -> NoReturn:
+    """Print each line as `slmexp: error: <line>` on stderr and exit: the one way slmexp refuses bad input. The
+    command line's secrets are learnt first (an override may echo one) and every line is redacted."""
+    from slmexp.secrets import redact, redact_text
+
+    redact(list(sys.argv))
+    sys.stdout.flush()
+    for line in lines:
+        print(f"slmexp: error: {redact_text(line)}", file=sys.stderr)
+    sys.stderr.flush()
+    raise SystemExit(status)
+
+
 def run_app(app: Callable[[], Any]) -> None:
     """Run the Hydra app; composer errors become one line on stderr and exit status 2. A sweep whose report
     failed exits 1 (slmexp.callbacks.ReportCallback recorded why)."""
@@ -174,11 +188,7 @@ def run_app(app: Callable[[], Any]) -> None:
         line = one_line(e, sys.argv[1:]) if own else None
         if line is None:
             raise
-        from slmexp.secrets import redact, redact_text
-
-        redact(list(sys.argv))  # learn the secrets a command line carries: an override may echo one
-        print(f"slmexp: error: {redact_text(line)}", file=sys.stderr)
-        sys.exit(2)
+        refuse([line])
     from slmexp.callbacks import REPORT_FAILURES
 
     if REPORT_FAILURES:

@@ -13,7 +13,6 @@ next to it. Needs PyYAML and pydantic only: no Hydra, no torch.
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from pathlib import Path
 
@@ -278,21 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=DOC_PATH, help="the file --check/--write compare or write")
     args = ap.parse_args(argv)
     text = generate()
-    if args.check:
-        old = args.out.read_text() if args.out.exists() else ""
-        if old == text:
-            return 0
-        sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), text.splitlines(True),
-                                                   str(args.out), "generated from slmexp/conf"))
-        print(f"\n{args.out} is out of date: run `python -m slmexp.configref --write`", file=sys.stderr)
-        return 1
-    if args.write:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    if not (args.check or args.write):
+        sys.stdout.write(text)
         return 0
-    sys.stdout.write(text)
-    return 0
+    from slmexp.generated import sync
 
+    return sync({args.out: text}, write=args.write, source="generated from slmexp/conf",
+                command="python -m slmexp.configref --write")
 
 if __name__ == "__main__":
     sys.exit(main())

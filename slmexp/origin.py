@@ -18,15 +18,29 @@ CONF_DIR = PACKAGE_DIR / "conf"  # shipped in the package: found through pkg://s
 CONF_PKG = "pkg://slmexp.conf"
 
 
+def config_dirs(hc: Any) -> list[Path]:
+    """The config dirs Hydra searched, from its runtime config `hc`: our conf/ first, then the user's --config-dir
+    ones (which shadow it, as in Hydra's search path)."""
+    dirs = [Path(str(src.path)) for src in hc.runtime.get("config_sources") or []
+            if src.get("schema") == "file" and Path(str(src.path)).resolve() != CONF_DIR]
+    return [CONF_DIR, *dirs]
+
+
+def override_for(key: str, overrides: list[str]) -> str | None:
+    """The command-line override that set `key`: the most specific one (`task.labels=...` over the `task=jsonl`
+    that chose the file), or None."""
+    names = {ov: ov.lstrip("+~").split("=", 1)[0] for ov in overrides}
+    matches = [ov for ov, name in names.items() if name == key or key.startswith(name + ".")]
+    return max(matches, key=lambda ov: len(names[ov])) if matches else None
+
+
 def _hydra_choices_and_overrides() -> tuple[dict[str, Any], list[str], list[Path]]:
     """Group choices, command-line overrides, and the config dirs searched (ours plus --config-dir ones)."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
         hc = HydraConfig.get()
-        dirs = [Path(str(src.path)) for src in hc.runtime.config_sources
-                if src.schema == "file" and Path(str(src.path)).resolve() != CONF_DIR]
-        return dict(hc.runtime.choices), list(hc.overrides.task), [CONF_DIR, *dirs]
+        return dict(hc.runtime.choices), list(hc.overrides.task), config_dirs(hc)
     except Exception:  # not inside a Hydra app (tests, notebooks)
         return {}, [], [CONF_DIR]
 
@@ -63,10 +77,8 @@ def key_origin(key: str) -> str | None:
     """Where `key` got its value: a command-line override, or <config dir>/<group>/<choice>.yaml:<line> (our
     conf/ or a user's --config-dir)."""
     choices, overrides, dirs = _hydra_choices_and_overrides()
-    matches = [ov for ov in overrides
-               if (name := ov.lstrip("+~").split("=", 1)[0]) == key or key.startswith(name + ".")]
-    if matches:  # the most specific one: `task.labels=...` over the `task=jsonl` that chose the file
-        return f"command-line override '{max(matches, key=lambda ov: len(ov.split('=', 1)[0]))}'"
+    if ov := override_for(key, overrides):
+        return f"command-line override '{ov}'"
     parts = key.split(".")
     group = parts[0]
     candidates = []

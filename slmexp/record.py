@@ -20,16 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from slmexp.cache import write_json_atomic
-from slmexp.record_types import ConcurrentCost, CostBlock, EnergyBlock, RunJson  # noqa: F401 (re-exported)
+from slmexp.record_types import SCHEMA, CostBlock  # noqa: F401 (re-exported: slmexp.cost reads CostBlock here)
 from slmexp.secrets import (  # the one redactor (re-exported: callers import it from here)
     redact,
     redact_values,
 )
 from slmexp.system import git_sha, machine
 
-# 2: every block declared (slmexp.record_types) with a JSON Schema (run.schema.json). The fields are those of 1,
-# same names and meaning, so readers take both; a reader that needs a field checks for it, not the version.
-SCHEMA = 2
 RECORD_NAME = "run.json"
 _PACKAGES = (
     "slmexp", "torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "lm_eval", "gguf",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import difflib
 import inspect
 import json
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 import typing_extensions
 
 from slmexp import record_types
-from slmexp.record import SCHEMA
+from slmexp.record_types import SCHEMA
 
 PKG_SCHEMA = Path(__file__).resolve().parent / "run.schema.json"
 ROOT = Path(__file__).resolve().parent.parent
@@ -250,23 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.check or args.write):
         sys.stdout.write(schema_text())
         return 0
-    stale = 0
-    for path, text in targets(args.root).items():
-        old = path.read_text() if path.exists() else ""
-        if old == text:
-            continue
-        if args.write:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            continue
-        stale += 1
-        sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), text.splitlines(True), str(path),
-                                                   "generated from slmexp/record_types"))
-    if stale:
-        print(f"\n{stale} file(s) out of date: run `python -m slmexp.record_schema --write`", file=sys.stderr)
-        return 1
-    return 0
+    from slmexp.generated import sync
 
+    return sync(targets(args.root), write=args.write, source="generated from slmexp/record_types",
+                command="python -m slmexp.record_schema --write")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -31,6 +31,11 @@ def load_ref(ref: str) -> Any:
     return obj
 
 
+def import_path(obj: Any) -> str:
+    """`package.module.Name`: how Hydra's `_target_` names a class that a registry entry (or `load_ref`) gave."""
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
 class Registry(Mapping[str, Any]):
     """name -> object, from built-in "module:attr" strings and the installed entry points of `group`.
 

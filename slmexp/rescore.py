@@ -20,7 +20,6 @@ import datetime as _dt
 import hashlib
 import importlib
 import inspect
-import json
 import math
 import re
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from slmexp import generations
+from slmexp.cache import read_jsonl
 from slmexp.record import RECORD_NAME
 
 _FUNCTION = re.compile(r"^process_results:\s*!function\s+(\S+)\s*$", re.M)
@@ -98,7 +98,7 @@ def _rewrite_samples(path: Path, by_doc: dict[str, dict[str, float]]) -> None:
     """Put the new per-example metrics into the samples file the report reads (same rows, same order)."""
     if not path.is_file():
         return
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(path)
     for row in rows:
         row.update(by_doc.get(str(row.get("doc_id")), {}))
     generations.write(path, rows)

@@ -16,15 +16,15 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from slmexp.cli_errors import refuse
 from slmexp.launchers import PREFIX, SINFO_CMD, Node, check, parse_sinfo
-from slmexp.origin import CONF_DIR, _line_of, _show_path
+from slmexp.origin import _line_of, _show_path, config_dirs, override_for
 
 log = logging.getLogger("slmexp")
 
@@ -48,13 +48,6 @@ def sinfo_nodes() -> list[Node] | None:
         log.warning("slurm preflight skipped: sinfo exited %d: %s", out.returncode, out.stderr.strip()[-300:])
         return None
     return parse_sinfo(out.stdout)
-
-
-def _config_dirs(hc: DictConfig) -> list[Path]:
-    """Our conf/ first, then the user's --config-dir ones (which shadow it, as in Hydra's search path)."""
-    dirs = [Path(str(s.path)) for s in hc.runtime.get("config_sources") or []
-            if s.get("schema") == "file" and Path(str(s.path)).resolve() != CONF_DIR]
-    return [CONF_DIR, *dirs]
 
 
 def _defaults_of(path: Path) -> list[str]:
@@ -94,11 +87,9 @@ def launcher_origin(config: DictConfig, key: str) -> str | None:
     or the primary config, as `hydra: launcher: ...`), else the launcher preset's file:line."""
     hc = config.hydra
     overrides = [str(o) for o in [*(hc.overrides.get("hydra") or []), *(hc.overrides.get("task") or [])]]
-    names = {ov: ov.lstrip("+~").split("=", 1)[0] for ov in overrides if "=" in ov}
-    matches = [ov for ov, name in names.items() if name == key or key.startswith(name + ".")]
-    if matches:
-        return f"command-line override '{max(matches, key=lambda ov: len(names[ov]))}'"
-    dirs = _config_dirs(hc)
+    if ov := override_for(key, overrides):
+        return f"command-line override '{ov}'"
+    dirs = config_dirs(hc)
     choices = {str(k): v for k, v in (hc.runtime.get("choices") or {}).items()}
     files = [f"{g}/{c}.yaml" for g, c in reversed(choices.items()) if c and not g.startswith("hydra/")]
     for rel in [*files, f"{hc.job.get('config_name') or 'config'}.yaml"]:  # the last in the defaults list wins
@@ -123,18 +114,6 @@ def preflight(config: DictConfig) -> list[str]:
         return []
     values: dict[str, Any] = {k: launcher.get(k) for k in KEYS}
     return check(values, nodes, lambda key: launcher_origin(config, key))
-
-
-def refuse(lines: list[str]) -> NoReturn:
-    """Print the lines as slmexp's own errors (secrets redacted, as cli_errors.run_app does) and exit 2."""
-    from slmexp.secrets import redact, redact_text
-
-    redact(list(sys.argv))
-    sys.stdout.flush()
-    for line in lines:
-        print(f"slmexp: error: {redact_text(line)}", file=sys.stderr)
-    sys.stderr.flush()
-    raise SystemExit(2)
 
 
 class SlurmPreflight(Callback):

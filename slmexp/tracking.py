@@ -21,6 +21,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from slmexp import secrets
+from slmexp.cache import read_jsonl
 from slmexp.record import flatten
 
 log = logging.getLogger("slmexp")
@@ -106,7 +107,7 @@ def _log_job(logger_cfg: DictConfig, record: dict[str, Any], run_dir: Path) -> P
         wb.summary.update({k: v for k, v in summary.items() if v is not None})
         samples = Path(run_dir) / str(metrics.get("samples") or "lm_eval/samples.jsonl")
         if logger_cfg.get("log_samples", True) and samples.exists():
-            rows = [json.loads(line) for line in samples.read_text().splitlines() if line.strip()]
+            rows = read_jsonl(samples)
             if rows:
                 cols = list(rows[0])
                 wb.log({"samples": wandb.Table(columns=cols, data=[[str(r.get(c)) for c in cols] for r in rows])})

@@ -125,3 +125,15 @@ def test_answer_cache_with_a_cut_last_line_keeps_the_next_answer(tmp_path) -> No
     path.write_text('{"i": 5, "raw": "x"')  # a file that is nothing but a cut line
     append_jsonl(path, {"i": 6, "raw": "y"})
     assert set(read_jsonl_cache(path)) == {6}
+
+
+def test_a_cached_answer_holding_a_unicode_line_separator_stays_one_row(tmp_path) -> None:
+    """Answers are written with ensure_ascii=False, so U+2028 / U+0085 sit raw in the file: they must not end a
+    line (str.splitlines() cut such a row in two and the answer was asked again)."""
+    from slmexp.cache import append_jsonl, read_jsonl, read_jsonl_cache
+
+    path = tmp_path / "answers.jsonl"
+    append_jsonl(path, {"i": 0, "raw": "order_status\u2028and\u0085more"})
+    append_jsonl(path, {"i": 1, "raw": "refund_status"})
+    assert read_jsonl_cache(path)[0]["raw"] == "order_status\u2028and\u0085more"
+    assert [r["i"] for r in read_jsonl(path)] == [0, 1]

@@ -88,8 +88,9 @@ def check(cfg: DictConfig, runtime_cls: type | None = None) -> None:
         raise fail("decoding.name", "task=lm-eval runs lm-eval's own benchmarks, which define no answer schema; "
                    "use decoding=free")
     for role, cls, name in [("", runtime_cls, runtime), *_other_runtimes(cfg)]:
-        if not capabilities(cls).constrained_decoding:
-            why = capabilities(cls).constrained_decoding_note or "it has no structured-output support"
+        can = capabilities(cls)
+        if not can.constrained_decoding:
+            why = can.constrained_decoding_note or "it has no structured-output support"
             raise fail("decoding.name", f"{role}runtime={name} cannot constrain decoding: {why}. Runtimes that "
                        "can: transformers, llamacpp, openai (and its server recipes)")
     schema = cfg.task.get("schema")

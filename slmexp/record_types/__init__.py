@@ -29,17 +29,35 @@ from slmexp.record_types.measure import (
 )
 
 __all__ = [
-    "ConcurrentCost", "CostBlock", "DistillBlock", "EnergyBlock", "FidelityBlock", "MetricsBlock", "ModelBlock",
-    "Percentiles", "ProvenanceBlock", "QuantizationBlock", "RouterBlock", "RunBlock", "RunJson", "SpeedBlock",
+    "SCHEMA",
+    "ConcurrentCost",
+    "CostBlock",
+    "DistillBlock",
+    "EnergyBlock",
+    "FidelityBlock",
+    "MetricsBlock",
+    "ModelBlock",
+    "Percentiles",
+    "ProvenanceBlock",
+    "QuantizationBlock",
+    "RouterBlock",
+    "RunBlock",
+    "RunJson",
+    "SpeedBlock",
     "TrainBlock",
 ]
+
+
+# 2: every block declared here, with a JSON Schema (run.schema.json). The fields are those of 1, same names and
+# meaning, so readers take both; a reader that needs a field checks for it, not the version.
+SCHEMA = 2
 
 
 class RunJson(TypedDict):
     """A job's run record (`run.json`). A block the job did not reach, or does not have, is null; `fidelity`,
     `distill` and `router` appear only in runs that have them."""
 
-    schema: Literal[2]  # the record's schema version (slmexp.record.SCHEMA)
+    schema: Literal[SCHEMA]  # the record's schema version (slmexp.record_types.SCHEMA)
     run: RunBlock  # identity, status, timing, and the error of a failed job
     config: dict[str, Any]  # the resolved config, secrets redacted
     model: ModelBlock | None  # the weights evaluated

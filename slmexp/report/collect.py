@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from slmexp.cache import read_jsonl
 from slmexp.fingerprint import trains
 from slmexp.record import RECORD_NAME, load
 
@@ -110,7 +111,7 @@ def _load_requests(rec: dict[str, Any]) -> dict[str, dict[str, float]] | None:
         path = Path(src) if Path(src).is_absolute() else base / src
         if not path.is_file():
             return None
-        src = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        src = read_jsonl(path)
     if not isinstance(src, list):
         return None
     out: dict[str, dict[str, float]] = {}

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from omegaconf import DictConfig
 
 from slmexp.errors import SlmexpError
-from slmexp.registry import Registry
+from slmexp.registry import Registry, import_path
 from slmexp.runtimes.facts import Capabilities, capabilities, last_usage, preflight, serving_facts
 
 __all__ = ["NEEDS", "RUNTIMES", "Capabilities", "Runtime", "build_runtime", "capabilities", "last_usage",
@@ -181,7 +181,7 @@ def _instantiate(cfg: DictConfig, cls: type, model_path: str | None, adapter_pat
 
     node = cfg.runtime
     if "." not in str(node.get("_target_")):  # a registered name: Hydra instantiates by the class's import path
-        node = OmegaConf.merge(node, {"_target_": f"{cls.__module__}.{cls.__qualname__}"})
+        node = OmegaConf.merge(node, {"_target_": import_path(cls)})
     return instantiate(
         node,
         model_path=None if model_path is None else str(model_path),

@@ -84,18 +84,15 @@ def _runtime_errors(cfg: DictConfig, key: str, errors: list[ConfigError]) -> lis
 
 
 def _quantization_errors(cfg: DictConfig, errors: list[ConfigError]) -> list[ConfigError]:
-    from slmexp.quantize import QUANTIZERS
-    from slmexp.schema.groups import QUANTIZATION_KINDS
+    from slmexp.quantize import QUANTIZERS, options
+    from slmexp.schema.groups import QUANTIZATION_KINDS, QuantPlugin
 
     data = resolved(cfg, "quantization", errors)
     kind = data.get("kind") if isinstance(data, dict) else None
     if kind in QUANTIZATION_KINDS:
         return check_node(QUANTIZATION_KINDS[kind], data, "quantization")
     if kind in QUANTIZERS:  # a plug-in's kind: its module's OPTIONS model, else only kind and name
-        from slmexp.schema.groups import QuantPlugin
-
-        declared = getattr(QUANTIZERS.load(str(kind)), "OPTIONS", None)
-        return check_node(declared if isinstance(declared, type) else QuantPlugin, data, "quantization")
+        return check_node(options(str(kind)) or QuantPlugin, data, "quantization")
     return [fail("quantization.kind", f"{kind!r} is not one of none, {', '.join(QUANTIZERS)}")]
 
 

@@ -103,9 +103,10 @@ def options_for(target: str) -> type[Node]:
         cls = runtime_class({"_target_": target})
     except Exception:  # an import failure is reported by the runtime/quantization check, naming runtime._target_
         return Unknown
-    path = f"{cls.__module__}.{cls.__qualname__}"  # `_target_: llamacpp` names slmexp's own class
-    if path in RUNTIMES:
-        return RUNTIMES[path]
+    from slmexp.registry import import_path
+
+    if import_path(cls) in RUNTIMES:  # `_target_: llamacpp` names slmexp's own class
+        return RUNTIMES[import_path(cls)]
     from slmexp.runtimes import capabilities
 
     declared = capabilities(cls).options

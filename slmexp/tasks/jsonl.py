@@ -25,11 +25,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from slmexp.cache import LINE_BREAK
 from slmexp.errors import DataError
 from slmexp.tasks.kinds import TaskKind
 
 MAX_LISTED = 10  # bad lines listed in one error; the rest are counted
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _LINE_BREAK_BYTES = re.compile(rb"\r\n|\r|\n")
 
 Problem = tuple[int, str]  # (line number, what is wrong with it)
@@ -63,7 +63,7 @@ def parse(text: str, key: str) -> tuple[list[dict[str, Any]], list[Problem]]:
     """The JSON object on each non-blank line (its number kept in `_line`), and the lines that are not one."""
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
-    for lineno, line in enumerate(_LINE_BREAK.split(text), start=1):
+    for lineno, line in enumerate(LINE_BREAK.split(text), start=1):
         if not line.strip():
             continue
         try:
