@@ -22,6 +22,8 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from slmexp.record_types import RunError, RunJson, Selection
+
 log = logging.getLogger("slmexp")
 
 # The final job's run dir, inside the sweep dir (so the sweep's report collects it next to the trials).
@@ -103,7 +105,7 @@ class Choice:
     """The chosen trial: its run dir, record, validation value and the overrides that set it apart."""
 
     job_dir: Path
-    record: dict[str, Any]
+    record: RunJson
     value: float
     metric: str
     n_trials: int
@@ -111,15 +113,15 @@ class Choice:
     params: list[str] = field(default_factory=list)
 
 
-def metric_name(record: dict[str, Any], metric: str | None = None) -> str:
+def metric_name(record: RunJson, metric: str | None = None) -> str:
     """The metric a trial is judged by: `metric` if given, else the run's `optimized_metric`, else its primary."""
     metrics = record.get("metrics") or {}
     return str(metric or (record.get("config") or {}).get("optimized_metric") or metrics.get("primary"))
 
 
-def trials(sweep_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+def trials(sweep_dir: Path) -> list[tuple[Path, RunJson]]:
     """(job dir, record) of every job directly under the sweep dir, the final `chosen` job excluded."""
-    out = []
+    out: list[tuple[Path, RunJson]] = []
     for path in sorted(Path(sweep_dir).glob("*/run.json")):
         if path.parent.name == CHOSEN_DIR:
             continue
@@ -130,7 +132,7 @@ def trials(sweep_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     return out
 
 
-def _get(record: dict[str, Any], dotted: str) -> Any:
+def _get(record: RunJson, dotted: str) -> Any:
     node: Any = record
     for k in dotted.split("."):
         node = node.get(k) if isinstance(node, dict) else None
@@ -141,7 +143,7 @@ def _order(job_dir: Path) -> tuple[int, str]:
     return (int(job_dir.name), "") if job_dir.name.isdigit() else (1 << 30, job_dir.name)
 
 
-def choose(runs: list[tuple[Path, dict[str, Any]]], metric: str | None = None, direction: str = "maximize",
+def choose(runs: list[tuple[Path, RunJson]], metric: str | None = None, direction: str = "maximize",
            tolerance: float = 0.0, prefer_lowest: str | None = None) -> Choice:
     """The best finished trial by its validation value.
 
@@ -161,7 +163,7 @@ def choose(runs: list[tuple[Path, dict[str, Any]]], metric: str | None = None, d
                              f"eval.split={CHOSEN_ON} and only then measured on {TEST_SPLIT} (drop the eval.split "
                              "override)")
     sign = 1.0 if direction == "maximize" else -1.0
-    scored = []
+    scored: list[tuple[Path, RunJson, float]] = []
     for d, r in finished:
         v = ((r.get("metrics") or {}).get("values") or {}).get(metric_name(r, metric))
         if isinstance(v, int | float) and not isinstance(v, bool):
@@ -171,7 +173,7 @@ def choose(runs: list[tuple[Path, dict[str, Any]]], metric: str | None = None, d
     best = max(sign * v for _, _, v in scored)
     near = [s for s in scored if sign * s[2] >= best - tolerance]
 
-    def key(s: tuple[Path, dict[str, Any], float]) -> tuple:
+    def key(s: tuple[Path, RunJson, float]) -> tuple:
         cost = _get(s[1], prefer_lowest) if prefer_lowest else None
         return (cost if isinstance(cost, int | float) else float("inf"), -sign * s[2], _order(s[0]))
 
@@ -217,8 +219,8 @@ def _fmt_param(override: str) -> str:
     return f"{k}={v}" if f.is_integer() or "." not in v else f"{k}={f:.3g}"
 
 
-def selection_block(choice: Choice, test: dict[str, Any], direction: str, tolerance: float,
-                    prefer_lowest: str | None) -> dict[str, Any]:
+def selection_block(choice: Choice, test: RunJson, direction: str, tolerance: float,
+                    prefer_lowest: str | None) -> Selection:
     """The chosen run's `metrics.selection`: which split chose it, both figures (labelled) and how it was chosen."""
     values = (test.get("metrics") or {}).get("values") or {}
     return {
@@ -232,7 +234,7 @@ def selection_block(choice: Choice, test: dict[str, Any], direction: str, tolera
     }
 
 
-def describe(sel: dict[str, Any]) -> str:
+def describe(sel: Selection) -> str:
     """One line: the configuration chosen on validation with its validation figure, then its test figure."""
     params = ", ".join(_fmt_param(p) for p in sel["params"]) or f"trial {sel['trial']}"
     test = "n/a" if sel["test"] is None else f"{sel['test']:.3f}"
@@ -280,9 +282,9 @@ class ChooseOnValidation(Callback):
         from slmexp.record import RECORD_NAME, load
 
         path = out_dir / RECORD_NAME
-        test = load(path) if path.is_file() else {}
+        test: RunJson = load(path) if path.is_file() else {}
         if rc != 0 or (test.get("run") or {}).get("status") != "finished":
-            err = ((test.get("run") or {}).get("error") or {}) if test else {}
+            err: RunError = ((test.get("run") or {}).get("error") or {}) if test else {}
             print(f"slmexp: the configuration chosen on validation ({choice.job_dir}) failed on {TEST_SPLIT} "
                   f"(exit {rc}): {err.get('message', err) or 'no run.json'}; see {out_dir}", flush=True)
             return

@@ -22,14 +22,16 @@ def _app(cfg: DictConfig) -> float | None:
     """One job; returns the run's `optimized_metric` (on `eval.split`) for a sweeper such as Optuna."""
     from slmexp import distributed
     from slmexp.errors import ConfigErrors, SlmexpError
-    from slmexp.pipeline import _hydra_context, objective, run_job
+    from slmexp.hydra_job import context
+    from slmexp.objective import objective
+    from slmexp.pipeline import run_job
     from slmexp.summary import print_summary
 
     if distributed.is_worker():  # accelerate launch rank > 0: trains its shard, writes nothing (rank 0 records)
         from slmexp.dp_worker import worker_job
 
         return worker_job(cfg)
-    run_dir, _sweep, _job, multirun = _hydra_context()
+    run_dir, _sweep, _job, multirun = context()
     try:
         record = run_job(cfg)
         value = objective(record)  # here: an optimized_metric the run did not record is an error like any other

@@ -115,7 +115,7 @@ def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_
 
     out_dir = Path(out_dir)
     num_fewshot = int(eval_cfg.get("num_fewshot") or 0)
-    if task.kind == "lm_eval":
+    if task.task_kind.lm_eval_native:
         if task.lm_eval_manager is None:
             prepare_lm_eval(task, bench_prompts)
         manager, names = task.lm_eval_manager, [str(n) for n in task.cfg.names]
@@ -153,7 +153,7 @@ def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_
     leaves = list(results.get("samples", {})) or names
     n = sum(int(n_samples.get(name, {}).get("effective", 0)) for name in leaves)
     out_dir.mkdir(parents=True, exist_ok=True)
-    samples_path = _write_samples(out_dir / "samples.jsonl", results, task.kind, per_task, metrics, leaves)
+    samples_path = _write_samples(out_dir / "samples.jsonl", results, task, per_task, metrics, leaves)
     from slmexp import generations  # the per-example store in the run dir (`slmexp rescore` re-scores it)
 
     names_by_task = {name: set(per_task.get(name) or metrics) for name in results.get("samples", {})}
@@ -180,7 +180,7 @@ def _combined(per_task: dict[str, dict[str, Any]], names: list[str], primary: st
     return metrics
 
 
-def _write_samples(path: Path, results: dict[str, Any], kind: str, per_task: dict[str, dict[str, Any]],
+def _write_samples(path: Path, results: dict[str, Any], task: Task, per_task: dict[str, dict[str, Any]],
                    metrics: dict[str, Any], leaves: list[str]) -> Path:
     """lm_eval/samples.jsonl: one line per test example (target, response, per-example metrics)."""
     with open(path, "w") as f:
@@ -190,7 +190,7 @@ def _write_samples(path: Path, results: dict[str, Any], kind: str, per_task: dic
                 metric_names = set(per_task.get(name) or metrics)
                 row = {
                     "doc_id": doc_id,
-                    "id": s["doc"].get("id") if kind != "lm_eval" else doc_id,
+                    "id": doc_id if task.task_kind.lm_eval_native else s["doc"].get("id"),
                     "target": s["target"],
                     "response": _response(s),
                     **{m: s[m] for m in metric_names if m in s},
@@ -202,7 +202,7 @@ def _write_samples(path: Path, results: dict[str, Any], kind: str, per_task: dic
 def _formulation(task: Task, results: dict[str, Any], use_chat_template: bool, num_fewshot: int) -> str:
     """How the examples were put to the model: output type / chat template or plain / k-shot."""
     chat = "chat_template" if use_chat_template else "plain"
-    if task.kind == "lm_eval":
+    if task.task_kind.lm_eval_native:
         types = sorted({str(c.get("output_type")) for c in (results.get("configs") or {}).values()})
         return f"lm-eval/{'+'.join(types) or '?'}/{chat}/{num_fewshot}-shot"
     output = "multiple_choice" if str(task.cfg.get("formulation") or "generate") == "choice" else "generate_until"

@@ -58,25 +58,14 @@ def _raw(sample: dict[str, Any], response: Any) -> Any:
 def extract_answer(kind: str, doc: dict[str, Any], raw: Any) -> Any:
     """The answer the task kind's own parser finds in a raw output (what the metric compares with the gold).
 
-    One table per kind, built from the parsers in slmexp.tasks (the only answer parsers); lm-eval's own tasks get
-    the raw response back (their scoring is lm-eval's).
+    The kind declares it (`TaskKind.extract`, built from the parsers in slmexp.tasks, the only answer parsers); a
+    kind without one (lm-eval's own tasks, scored by lm-eval) and a non-text response (a choice index) give the raw
+    response back.
     """
-    from slmexp.tasks.extract import extract_label
-    from slmexp.tasks.metrics import parse_json_output, parse_tool_call
+    from slmexp.tasks.kinds import kind as kind_record
 
-    if not isinstance(raw, str):
-        return raw
-    if kind == "classification":
-        return extract_label(raw, list(doc.get("choices") or []), doc.get("answer_prefix"))
-    if kind == "extraction":
-        value, _status = parse_json_output(raw)
-        return value if isinstance(value, dict) else None
-    if kind == "tool_call":
-        return parse_tool_call(raw)
-    if kind == "qa":
-        text = raw.strip()
-        return text.splitlines()[0].strip() if text else ""
-    return raw
+    extract = kind_record(kind).extract
+    return extract(doc, raw) if extract is not None and isinstance(raw, str) else raw
 
 
 def rows_from_samples(samples: dict[str, list[dict[str, Any]]], kind: str, metric_names: dict[str, set[str]],
@@ -89,6 +78,9 @@ def rows_from_samples(samples: dict[str, list[dict[str, Any]]], kind: str, metri
         metric_names: per lm-eval task, the metric names it reported.
         response: sample -> the response the samples file records (slmexp.evaluate._response).
     """
+    from slmexp.tasks.kinds import kind as kind_record
+
+    own_ids = not kind_record(kind).lm_eval_native  # our docs carry the task's example id
     several = len(samples) > 1
     for name, rows in samples.items():
         for s in rows:
@@ -96,7 +88,7 @@ def rows_from_samples(samples: dict[str, list[dict[str, Any]]], kind: str, metri
             doc_id = f"{name}/{s['doc_id']}" if several else s["doc_id"]
             raw = _raw(s, response(s))
             yield {
-                "id": str(doc.get("id")) if kind != "lm_eval" and doc.get("id") is not None else str(doc_id),
+                "id": str(doc.get("id")) if own_ids and doc.get("id") is not None else str(doc_id),
                 "doc_id": doc_id,
                 "task": name,
                 "prompt_sha256": prompt_sha256(_context(s)) or s.get("prompt_hash"),

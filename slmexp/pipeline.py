@@ -1,8 +1,8 @@
 """The job: run the stages in order, own the run directory and keep run.json current after each stage.
 
 validate -> resolve -> [distill] -> [train] -> quantize -> serve | route -> price (slmexp.stages). A stage whose
-group says `none` is skipped. This module is the only place that knows the order, times each stage, and resumes a
-finished job instead of rerunning it.
+group says `none` is skipped. This module is the only place that knows the order and times each stage; resuming a
+finished job is slmexp.resume, Hydra's view of the job slmexp.hydra_job, a sweeper's objective slmexp.objective.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from slmexp.fingerprint import fingerprint, refresh_cost
+from slmexp import hydra_job
+from slmexp.fingerprint import fingerprint
 from slmexp.record import RunRecord
+from slmexp.resume import finished_record, refresh
 from slmexp.system import peak_rss_mb, reset_peak_rss
 
 
@@ -35,54 +37,20 @@ def _stage(record: RunRecord, name: str, state: dict[str, Any]):
     reset_peak_rss()
 
 
-def _hydra_context() -> tuple[Path, str | None, int | None, bool]:
-    """(run dir, sweep dir, job number, multirun?) from Hydra, or a fresh dir when called outside Hydra."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        hc = HydraConfig.get()
-        multirun = hc.mode == RunMode.MULTIRUN
-        return (Path(hc.runtime.output_dir), hc.sweep.dir if multirun else None,
-                hc.job.num if multirun else None, multirun)
-    except ValueError:
-        return Path("outputs") / "adhoc" / time.strftime("%Y-%m-%d_%H-%M-%S"), None, None, False
-
-
-def _arm_choice() -> str | None:
-    """The `arm=` option this job composed (Hydra's group choice; it is not a config key), or None."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        arm = HydraConfig.get().runtime.choices.get("arm")
-    except ValueError:  # not inside a Hydra app
-        return None
-    return str(arm) if arm else None
-
-
 def run_job(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Run one job and return its record; on error the record says `failed` and the error is re-raised."""
-    hydra_dir, sweep, job, _multirun = _hydra_context()
+    hydra_dir, sweep, job, _multirun = hydra_job.context()
     run_dir = Path(run_dir or hydra_dir)
     t_start = time.perf_counter()
     container = OmegaConf.to_container(cfg, resolve=True)
     fp = fingerprint(OmegaConf.to_container(cfg, resolve=False), container)
-    previous = _finished_record(run_dir, fp)
+    previous = finished_record(run_dir, fp)
     if previous is not None:  # resume: this exact job already finished here; keep it, redo nothing
-        from slmexp.report.claims import refresh as refresh_claims
-
-        changed = refresh_cost(previous, cfg, container)  # only the price changed: new cost from the stored speed
-        changed = refresh_claims(previous, container) or changed  # or the sweep now states other claims
-        if "arm" not in previous["run"] and (arm := _arm_choice()):  # a record made before runs named their arm
-            previous["run"]["arm"], changed = arm, True
-        if changed:
-            RunRecord(run_dir, previous).save()
-        previous["run"]["skipped"] = True
-        return previous
+        return refresh(previous, cfg, container, run_dir, hydra_job.arm_choice())
     reset_peak_rss()
     record = RunRecord.start(run_dir, name=str(cfg.name), sweep=sweep, job=job, config=container)
     record.data["run"]["fingerprint"] = fp
-    record.data["run"]["arm"] = _arm_choice()  # how a sweep's claims name this run's row (slmexp.report.claims)
+    record.data["run"]["arm"] = hydra_job.arm_choice()  # how a sweep's claims name this run (slmexp.report.claims)
     state: dict[str, Any] = {"stage": "validate"}
     from slmexp.tracking import log_job
 
@@ -104,29 +72,16 @@ def run_job(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     return record.data
 
 
-def _finished_record(run_dir: Path, fp: str) -> dict[str, Any] | None:
-    """The run.json already in run_dir if it finished with the same fingerprint (a crashed or changed job reruns)."""
-    from slmexp.record import RECORD_NAME, load
-
-    path = Path(run_dir) / RECORD_NAME
-    if not path.exists():
-        return None
-    try:
-        rec = load(path)
-    except (OSError, ValueError):
-        return None
-    run = rec.get("run") or {}
-    return rec if run.get("status") == "finished" and run.get("fingerprint") == fp else None
-
-
 def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[str, Any]) -> None:
-    """The stages in order (slmexp.stages): each takes what the ones before it returned."""
+    """The stages in order (slmexp.stages): each takes what the ones before it returned. From validation on, the
+    stages read the plan's config (read-only; the fitted decoding budget in it), never the composed one."""
     from slmexp import distill, router
     from slmexp.stages import adapt, artifact, price, resolve, route, serve, validate
 
     stage = partial(_stage, record, state=state)
     with stage("validate"):
         plan = validate.run(cfg)
+    cfg = plan.config
     with stage("resolve"):
         res = resolve.run(cfg, plan)
         record.data["provenance"] = res.provenance
@@ -143,26 +98,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path, record: RunRecord, state: dict[s
         route.run(cfg, plan, served, run_dir, record, stage, state["peak_rss_mb"])
         return
     serve.run(cfg, plan, served, run_dir, record, stage, state["peak_rss_mb"])
-    cost = price.run(cfg, record.data["speed"], record.data["metrics"]["values"])
+    cost = price.run(cfg.get("cost"), cfg.runtime, str(cfg.task.primary_metric), record.data["speed"],
+                     record.data["metrics"]["values"])
     if cost is not None:
         record.set("cost", cost)
-
-
-def objective(record: dict[str, Any]) -> float | None:
-    """The value of the run's `optimized_metric` (on the split it was evaluated on) for sweepers; None when the run
-    recorded no metrics (it failed).
-
-    Why not the primary metric: a sweep may optimise another recorded metric (`optimized_metric=strict_match`);
-    a name the run did not record is a config error, not a silent fallback to something else.
-    """
-    from slmexp.errors import ConfigError
-
-    metrics = record.get("metrics") or {}
-    values = metrics.get("values") or {}
-    if not values:
-        return None
-    name = (record.get("config") or {}).get("optimized_metric") or metrics.get("primary")
-    if name not in values:
-        recorded = ", ".join(k for k in values if not k.endswith("_stderr"))
-        raise ConfigError("optimized_metric", f"{name!r} is not a metric this run recorded ({recorded})")
-    return values[name]

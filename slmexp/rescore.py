@@ -30,6 +30,7 @@ from typing import Any
 from slmexp import generations
 from slmexp.cache import read_jsonl
 from slmexp.record import RECORD_NAME
+from slmexp.record_types import MetricsBlock, RunJson
 
 _FUNCTION = re.compile(r"^process_results:\s*!function\s+(\S+)\s*$", re.M)
 
@@ -114,9 +115,9 @@ def rescore_run(run_dir: Path) -> dict[str, Any]:
     from slmexp.record import load
 
     run_dir = Path(run_dir)
-    record = load(run_dir)
+    record: RunJson = load(run_dir)  # parsed JSON, read through the record's types
     out: dict[str, Any] = {"run_dir": str(run_dir), "status": "skipped", "why": "", "changed": {}}
-    metrics = record.get("metrics") or {}
+    metrics: MetricsBlock = record.get("metrics") or {}
     if (record.get("run") or {}).get("status") != "finished" or not metrics.get("values"):
         out["why"] = "not a finished run with metrics"
         return out
@@ -157,7 +158,7 @@ def rescore_run(run_dir: Path) -> dict[str, Any]:
     return out
 
 
-def _baseline(records: list[dict[str, Any]]) -> str | None:
+def _baseline(records: list[RunJson]) -> str | None:
     """The sweep's `baseline` (every run's config carries it), as the report callback used it."""
     names = {str(b) for r in records if (b := (r.get("config") or {}).get("baseline"))}
     return names.pop() if len(names) == 1 else None

@@ -14,10 +14,11 @@ The record (`router.composition`) says so. SLM-only and LLM-only are composed fr
 
 Confidence, by task.kind (`router.confidence` = null picks the kind's default):
 - classification -> `label_prob`: softmax over task.labels of the SLM's log-likelihoods of each label as the
-  answer, in the evaluation's context (chat template, lm-eval's context/continuation split). On transformers the
-  prompt is encoded once and all labels scored in one batched pass on its KV cache (`shared_prefix_logprobs`);
-  other runtimes get lm-eval `loglikelihood` requests on their LM (llama.cpp's reuses the shared prefix itself).
-  The SLM's answer is the most likely label; one "request" is the scoring of all labels for one input;
+  answer, in the evaluation's context (chat template, lm-eval's context/continuation split): slmexp.label_scoring,
+  the runtime's `score_labels` (on transformers the prompt is encoded once and all labels scored in one batched
+  pass on its KV cache; other runtimes answer lm-eval `loglikelihood` requests, llama.cpp's reusing the shared
+  prefix itself). The SLM's answer is the most likely label; one "request" is the scoring of all labels for one
+  input;
 - extraction / tool_call / qa -> `validity`: the SLM generates; confidence is 1 when its output passes the kind's
   validity check (a JSON object; a JSON tool call with a name and arguments; a non-empty answer), else 0. The
   checks are the kinds' `validity` (slmexp.tasks.kinds); routing those kinds end to end waits for their
@@ -39,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from slmexp import decoding
 from slmexp.cache import append_jsonl, content_key, read_jsonl_cache
+from slmexp.label_scoring import label_scorer
 from slmexp.origin import fail
 from slmexp.tasks import Task, render_prompt
 from slmexp.tasks.kinds import KINDS
@@ -54,16 +56,6 @@ def enabled(cfg: DictConfig) -> bool:
     """Whether the config routes (`router=slm-first`), not `router=none`."""
     r = cfg.get("router")
     return r is not None and str(r.get("name", "none")) != "none"
-
-
-# --- confidence functions -------------------------------------------------------------------------------------------
-
-
-def label_softmax(logprobs: list[float]) -> np.ndarray:
-    """Probabilities over the labels from their total log-likelihoods (numerically stable softmax)."""
-    x = np.asarray(logprobs, dtype=np.float64)
-    e = np.exp(x - x.max())
-    return e / e.sum()
 
 
 def validate(cfg: DictConfig) -> None:
@@ -144,82 +136,6 @@ def _measure(path: Path, n: int, load: Callable[[], Any], one: Callable[[Any, in
                 append_jsonl(path, entry)
                 have[i] = entry
     return have, len(todo)
-
-
-def _slm_label_prob(task: Task, rows: list[dict[str, Any]]) -> Callable[[Any, int], dict[str, Any]]:
-    """One SLM request = the log-likelihood of every label as the answer to row i's prompt, timed as one call."""
-    from lm_eval.api.instance import Instance
-
-    labels = task.labels
-    state: dict[str, Any] = {}
-
-    def one(runtime: Any, i: int) -> dict[str, Any]:
-        if "lm" not in state:
-            state["lm"] = runtime.lm_eval_model()
-            state["chat"] = runtime.uses_chat_template()
-        lm, prompt = state["lm"], render_prompt(task.cfg, rows[i])
-        if state["chat"]:  # the evaluation's context: the user turn through the chat template, answer follows
-            ctx, conts = lm.apply_chat_template([{"role": "user", "content": prompt}]), labels
-        else:
-            ctx, conts = f"{prompt}\n{task.cfg.get('answer_prefix') or ''}", [f" {x}" for x in labels]
-        t0 = time.perf_counter()
-        if _torch_module(getattr(runtime, "model", None)) and hasattr(lm, "_encode_pair"):
-            pairs = [lm._encode_pair(ctx, c) for c in conts]  # lm-eval's own split of context / continuation
-            lp = shared_prefix_logprobs(runtime.model, pairs)
-        else:  # e.g. llama.cpp's LM, which already reuses the shared prompt's KV cache across requests
-            reqs = [Instance("loglikelihood", {}, (ctx, c), j) for j, c in enumerate(conts)]
-            lp = [float(x[0]) for x in lm.loglikelihood(reqs, disable_tqdm=True)]
-        latency = time.perf_counter() - t0
-        probs = label_softmax(lp)
-        best = int(np.argmax(probs))
-        return {"id": rows[i].get("id"), "answer": labels[best], "confidence": round(float(probs[best]), 6),
-                "label_logprobs": [round(x, 4) for x in lp], "latency_s": round(latency, 4),
-                "input_tokens": len(lm.tok_encode(ctx)), "output_tokens": 0}
-
-    return one
-
-
-def _torch_module(model: Any) -> bool:
-    """Whether `model` is an in-process torch module (its KV cache can be shared across the label continuations)."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(model, torch.nn.Module)
-
-
-def shared_prefix_logprobs(model: Any, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
-    """log p(continuation | context) for every continuation of one context: the context encoded once, then all
-    continuations in one batched forward pass on its KV cache.
-
-    lm-eval's HFLM re-encodes the whole prompt for every label (12 prompts of ~280 tokens per request here, ~10x
-    the cost of answering it); a router pays the prompt once plus one short batched step, as a deployment would.
-    Same numbers as HFLM's `loglikelihood` (tests/test_router.py checks it). Right padding in the batch does not
-    change the earlier positions' logits (causal attention), and only those are read.
-    """
-    import torch
-
-    ctxs = {tuple(ctx) for ctx, _ in pairs}
-    if len(ctxs) > 1:  # not one shared prompt: score each context on its own
-        return [shared_prefix_logprobs(model, [p])[0] for p in pairs]
-    ctx = pairs[0][0]
-    dev = next(model.parameters()).device
-    with torch.no_grad():
-        out = model(input_ids=torch.tensor([ctx], device=dev), use_cache=True)
-        first = torch.log_softmax(out.logits[0, -1].float(), -1)
-        totals = [float(first[cont[0]]) for _, cont in pairs]
-        rest = [i for i, (_, cont) in enumerate(pairs) if len(cont) > 1]
-        if rest:
-            width = max(len(pairs[i][1]) - 1 for i in rest)
-            batch = [pairs[i][1][:-1] + [pairs[i][1][0]] * (width - len(pairs[i][1]) + 1) for i in rest]
-            cache = out.past_key_values
-            cache.batch_repeat_interleave(len(rest))
-            o = model(input_ids=torch.tensor(batch, device=dev), past_key_values=cache, use_cache=True)
-            lp = torch.log_softmax(o.logits.float(), -1)
-            for row, i in enumerate(rest):
-                cont = pairs[i][1]
-                idx = torch.arange(len(cont) - 1, device=dev)
-                totals[i] += float(lp[row, idx, torch.tensor(cont[1:], device=dev)].sum())
-    return totals
 
 
 def _llm_answer(task: Task, rows: list[dict[str, Any]]) -> Callable[[Any, int], dict[str, Any]]:
@@ -350,7 +266,7 @@ def run(cfg: DictConfig, task: Task, run_dir: Path, record: Any, load_slm: Calla
     sk, lk = slm_key(cfg, task, record.data), llm_key(cfg, task)
     llm_sub = sub_config(cfg, cfg.router.llm.model, cfg.router.llm.runtime)
     t0 = time.perf_counter()
-    slm_raw, slm_new = _measure(cache / f"slm-{sk}.jsonl", n, load_slm, _slm_label_prob(task, rows), "SLM")
+    slm_raw, slm_new = _measure(cache / f"slm-{sk}.jsonl", n, load_slm, label_scorer(task, rows), "SLM")
     llm_raw, llm_new = _measure(cache / f"llm-{lk}.jsonl", n,
                                 lambda: decoding.attach(load_model_runtime(llm_sub, "router.llm", Path(run_dir)
                                                                            / "router" / "llm"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from slmexp.record_types import CostBlock, MetricsBlock, ModelBlock, QuantizationBlock, RunJson, SpeedBlock, TrainBlock
 
 
 def _fmt(value: float | None) -> str:
@@ -13,10 +13,10 @@ def _fmt_rate(value: float | None) -> str:
     return "n/a (outputs of < 2 tokens)" if value is None else f"{value:.1f} tok/s"
 
 
-def _model_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
+def _model_rows(record: RunJson) -> list[tuple[str, str]]:
     """The model served, its weights' provenance and its quantization."""
     rows: list[tuple[str, str]] = []
-    model = record.get("model") or {}
+    model: ModelBlock = record.get("model") or {}
     if model.get("endpoint"):
         ep = model["endpoint"]
         rows.append(("model", f"{model['name']} ({model['role']}, {model.get('params_b')}B params) served by "
@@ -27,7 +27,7 @@ def _model_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
                                f"{model.get('dtype')}, {size_mb:.0f} MB on disk, from {model.get('source')})"))
     if model.get("weights_provenance"):  # not the real checkpoint: its "full precision" carries a GGUF's error
         rows.append(("weights", f"{model['weights_provenance']} (not the original checkpoint)"))
-    q = record.get("quantization") or {}
+    q: QuantizationBlock = record.get("quantization") or {}
     if q.get("kind") == "gguf":
         red = f", {100 * q['reduction_vs_f16']:.0f}% smaller than F16" if q.get("reduction_vs_f16") is not None else ""
         rows.append(("quantization", f"GGUF {q.get('gguf_type', q.get('name'))}: {q['bytes'] / 1e6:.0f} MB{red}"))
@@ -37,10 +37,10 @@ def _model_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _train_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
+def _train_rows(record: RunJson) -> list[tuple[str, str]]:
     """What training did and why it stopped."""
     rows: list[tuple[str, str]] = []
-    tr = record.get("train") or {}
+    tr: TrainBlock = record.get("train") or {}
     if tr:
         cached = " (reused from the training cache)" if tr.get("cached") else ""
         epochs = f", {tr['epochs']:g} epochs ({tr['examples_seen']} examples seen)" if tr.get("examples_seen") else ""
@@ -57,10 +57,10 @@ def _train_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _metric_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
+def _metric_rows(record: RunJson) -> list[tuple[str, str]]:
     """Each metric with its stderr, n and formulation; the chance level."""
     rows: list[tuple[str, str]] = []
-    metrics = record.get("metrics") or {}
+    metrics: MetricsBlock = record.get("metrics") or {}
     for name, value in (metrics.get("values") or {}).items():
         if name.endswith("_stderr"):
             continue
@@ -73,10 +73,10 @@ def _metric_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _speed_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
+def _speed_rows(record: RunJson) -> list[tuple[str, str]]:
     """Load, memory, accuracy-pass and timed-request figures, and a contention warning."""
     rows: list[tuple[str, str]] = []
-    speed = record.get("speed") or {}
+    speed: SpeedBlock = record.get("speed") or {}
     if speed.get("load_s") is not None:
         rows.append(("model load", f"{speed.get('load_s', 0):.1f} s; serving peak RSS "
                                     f"{speed.get('peak_rss_mb', 0):.0f} MiB (load + evaluate + benchmark)"))
@@ -109,10 +109,10 @@ def _speed_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _cost_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
+def _cost_rows(record: RunJson) -> list[tuple[str, str]]:
     """$ per 1k requests, per 1M output tokens, per correct answer, Wh, and how they were priced."""
     rows: list[tuple[str, str]] = []
-    cost = record.get("cost") or {}
+    cost: CostBlock = record.get("cost") or {}
     if cost:
         per_1k, per_m = cost.get("usd_per_1k_requests"), cost.get("usd_per_1m_output_tokens")
         if cost["basis"] == "routed":
@@ -141,7 +141,7 @@ def _cost_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _extra_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
+def _extra_rows(record: RunJson) -> list[tuple[str, str]]:
     """Distillation and routing, when the job had them."""
     rows: list[tuple[str, str]] = []
     if d := record.get("distill"):
@@ -158,7 +158,7 @@ def _extra_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def print_summary(record: dict[str, Any]) -> None:
+def print_summary(record: RunJson) -> None:
     """The one-screen summary a job ends with (stderr): what was measured, with units, and where it is."""
     from rich.console import Console
     from rich.markup import escape

@@ -64,7 +64,10 @@ def load_model_runtime(sub: DictConfig, key: str, work_dir: Path) -> Any:
                 raise fail(f"{key}.model.source", str(e)) from None
     source = Source(checkpoint=resolved.path if resolved is not None else None, adapter_path=None,
                     shipped_gguf=resolved.gguf_path if resolved is not None else None, trained=False)
-    artifact = prepare(sub, cls.needs, source, Path(work_dir), None)
+    threads = sub.runtime.get("threads")
+    artifact = prepare(sub.quantization, cls.needs, source, Path(work_dir), None,
+                       cache_dir=Path(str(sub.paths.cache_dir)), threads=int(threads) if threads else None,
+                       runtime_name=str(sub.runtime.name))
     return build_runtime(sub, str(resolved.path) if resolved is not None else None, None, artifact)
 
 

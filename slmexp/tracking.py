@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from slmexp import secrets
 from slmexp.cache import read_jsonl
 from slmexp.record import flatten
+from slmexp.record_types import MetricsBlock, ModelBlock, RunBlock, RunJson
 
 log = logging.getLogger("slmexp")
 
@@ -31,7 +32,7 @@ def enabled(logger_cfg: DictConfig | None) -> bool:
     return logger_cfg is not None and logger_cfg.get("name") == "wandb"
 
 
-def job_type(record: dict[str, Any]) -> str:
+def job_type(record: RunJson) -> str:
     """The job's heaviest stage: train (an adapter was trained), quantize, or eval."""
     cfg = record.get("config") or {}
     if (cfg.get("adapter") or {}).get("name", "none") != "none":
@@ -60,7 +61,7 @@ def _init(logger_cfg: DictConfig, *, dir: Path, name: str, group: str | None, jo
         sys.argv = real_argv
 
 
-def log_job(logger_cfg: DictConfig | None, record: dict[str, Any], run_dir: Path) -> Path | None:
+def log_job(logger_cfg: DictConfig | None, record: RunJson, run_dir: Path) -> Path | None:
     """Mirror one ended job into a wandb run; returns the wandb run's local dir (None when disabled/failed)."""
     if not enabled(logger_cfg) or (record.get("run") or {}).get("skipped"):
         return None
@@ -71,10 +72,10 @@ def log_job(logger_cfg: DictConfig | None, record: dict[str, Any], run_dir: Path
         return None
 
 
-def _log_job(logger_cfg: DictConfig, record: dict[str, Any], run_dir: Path) -> Path:
+def _log_job(logger_cfg: DictConfig, record: RunJson, run_dir: Path) -> Path:
     import wandb
 
-    run = record["run"]
+    run: RunBlock = record["run"]
     sweep = run.get("sweep")
     group = logger_cfg.get("group") or (Path(sweep).name if sweep else None)
     tags = [str(t) for t in (logger_cfg.get("tags") or [])]
@@ -91,7 +92,7 @@ def _log_job(logger_cfg: DictConfig, record: dict[str, Any], run_dir: Path) -> P
                 if step is not None and values:
                     wb.log(values, step=int(step))
         summary: dict[str, Any] = {"status": run["status"], "wall_s": run.get("wall_s")}
-        metrics = record.get("metrics") or {}
+        metrics: MetricsBlock = record.get("metrics") or {}
         for k, v in (metrics.get("values") or {}).items():
             summary[f"metrics/{k}"] = v
         if metrics.get("primary") in (metrics.get("values") or {}):
@@ -100,7 +101,7 @@ def _log_job(logger_cfg: DictConfig, record: dict[str, Any], run_dir: Path) -> P
         for block in ("speed", "cost", "quantization", "train"):
             summary.update({f"{block}/{k}": v for k, v in flatten(record.get(block) or {}, sep="/").items()
                             if isinstance(v, int | float | str | bool)})  # W&B summary: scalars only
-        model = record.get("model") or {}
+        model: ModelBlock = record.get("model") or {}
         summary["model/bytes_on_disk"] = model.get("bytes_on_disk")
         if run.get("error"):
             summary["error"] = f"{run['error'].get('stage')}: {run['error'].get('type')}: {run['error'].get('message')}"

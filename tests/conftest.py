@@ -90,3 +90,12 @@ def tiny_overrides_for(model_dir: Path, tmp: Path) -> list[str]:
         "eval.bench.warmup=1",
         "train.max_length=1024",  # the tiny tokenizer (600 tokens) spells the support-intent prompt out long
     ]
+
+
+def job_prepare(cfg, needs: str, source, run_dir: Path, calib=None):
+    """`slmexp.quantize.prepare` called as the quantize stage calls it for the composed job `cfg`."""
+    from slmexp.quantize import prepare
+
+    threads = cfg.runtime.get("threads")
+    return prepare(cfg.quantization, needs, source, run_dir, calib, cache_dir=Path(str(cfg.paths.cache_dir)),
+                   threads=int(threads) if threads else None, runtime_name=str(cfg.runtime.name))

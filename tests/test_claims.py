@@ -219,7 +219,7 @@ def test_claims_are_not_in_the_fingerprint_and_a_relaunch_refreshes_them() -> No
 def test_the_job_records_its_arm(monkeypatch: pytest.MonkeyPatch) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from slmexp.pipeline import _arm_choice
+    from slmexp.hydra_job import arm_choice as _arm_choice
 
     assert _arm_choice() is None  # outside Hydra
     fake = types.SimpleNamespace(runtime=types.SimpleNamespace(choices={"arm": "slm-lora", "model": "x"}))

@@ -198,13 +198,17 @@ def test_max_chars_bounds_the_longest_answer_and_knows_unbounded_ones() -> None:
 
 def test_fit_budget_gives_the_grammar_room_to_close_the_answer() -> None:
     """The task's 128 tokens cannot hold the longest invoice the schema admits (a looping vendor name cut the JSON
-    on 2026-12-03): `fit` raises the budget in the config every stage reads, `task` keeps it, labels fit anyway."""
+    on 2026-12-03): `fit` raises the budget in the job's config every later stage reads (a copy: the validate stage
+    returns it, nothing writes into the composed config), `task` keeps it, labels fit anyway."""
     cfg, task = _task(["task=invoice-extraction", "decoding=constrained"])
     block = decoding.fit_budget(cfg, decoding.build(cfg, task))
+    asked, cfg = cfg, decoding.with_budget(cfg, block)  # the job's config: a copy with the raised budget
+    assert asked.task.generation.max_new_tokens == 128  # the composed config itself is not written into
     assert block["rule"] == "fit" and block["task_max_new_tokens"] == 128
     assert block["max_new_tokens"] == block["answer_max_chars"] == cfg.task.generation.max_new_tokens > 128
     cfg, task = _task(["task=invoice-extraction", "decoding=constrained", "decoding.budget=task"])
     block = decoding.fit_budget(cfg, decoding.build(cfg, task))
+    cfg = decoding.with_budget(cfg, block)
     assert block["max_new_tokens"] == 128 == cfg.task.generation.max_new_tokens
     cfg, task = _task(["task=support-intent", "decoding=constrained"])
     assert decoding.fit_budget(cfg, decoding.build(cfg, task))["max_new_tokens"] == 16
@@ -242,7 +246,7 @@ def test_the_fitted_budget_does_not_change_what_training_is_keyed_on(tmp_path) -
     keys = []
     for extra in ([], ["decoding=constrained"]):
         cfg, task = _task(["task=invoice-extraction", "adapter=lora", *extra])
-        decoding.fit_budget(cfg, decoding.build(cfg, task))
+        cfg = decoding.with_budget(cfg, decoding.fit_budget(cfg, decoding.build(cfg, task)))
         keys.append(train_key(cfg, task, "0" * 64, tmp_path))
     assert cfg.task.generation.max_new_tokens > 128  # the budget was raised ...
     assert keys[0] == keys[1]  # ... and the training is the same one

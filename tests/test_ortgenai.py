@@ -233,11 +233,12 @@ def test_olive_gptq_feeds_the_ortgenai_runtime(tiny_overrides, tmp_path) -> None
 
 
 def test_unmerged_adapter_is_refused(tiny_overrides, tmp_path) -> None:
-    from slmexp.quantize import Source, prepare
+    from slmexp.quantize import Source
+    from tests.conftest import job_prepare
 
     cfg = compose([*tiny_overrides, "quantization=onnx-int4", "runtime=ortgenai"])
     with pytest.raises(ConfigError, match=r"train.merge: ONNX export needs the merged checkpoint"):
-        prepare(cfg, "onnx", Source(tmp_path, str(tmp_path / "adapter"), None, True), tmp_path, None)
+        job_prepare(cfg, "onnx", Source(tmp_path, str(tmp_path / "adapter"), None, True), tmp_path, None)
 
 
 @pytest.mark.slow

@@ -57,7 +57,7 @@ def test_routed_dollars_per_correct_at_accuracy_zero_says_no_correct_answer_and_
 
 
 def test_label_softmax_is_stable_and_normalised() -> None:
-    from slmexp.router import label_softmax
+    from slmexp.label_scoring import label_softmax
 
     p = label_softmax([-1000.0, -1001.0, -1e6])
     assert p.sum() == pytest.approx(1.0) and p[0] == pytest.approx(1 / (1 + pytext_e()))
@@ -166,7 +166,7 @@ def test_router_sweep_chooses_its_threshold_on_validation_accuracy_then_fewest_e
 def test_shared_prefix_scoring_equals_lm_evals_loglikelihood(tiny_model_dir) -> None:
     from lm_eval.api.instance import Instance
 
-    from slmexp.router import shared_prefix_logprobs
+    from slmexp.runtimes._label_scores import shared_prefix_logprobs
     from slmexp.runtimes.transformers import TransformersRuntime
 
     rt = TransformersRuntime(str(tiny_model_dir), device="cpu", batch_size=4)
@@ -177,3 +177,21 @@ def test_shared_prefix_scoring_equals_lm_evals_loglikelihood(tiny_model_dir) -> 
                                           disable_tqdm=True)]
     got = shared_prefix_logprobs(rt.model, [lm._encode_pair(ctx, c) for c in conts])
     assert got == pytest.approx(ref, abs=1e-3)
+
+
+def test_runtime_label_scoring_equals_lm_evals_loglikelihood(tiny_model_dir) -> None:
+    """The runtime capability the router and the choice speed stage call (through slmexp.runtimes.score_labels)
+    gives HFLM's numbers: on transformers the shared-prefix kernel, elsewhere lm-eval's own requests."""
+    from lm_eval.api.instance import Instance
+
+    from slmexp.runtimes import score_labels
+    from slmexp.runtimes.transformers import TransformersRuntime
+
+    rt = TransformersRuntime(str(tiny_model_dir), device="cpu", batch_size=4)
+    lm = rt.lm_eval_model()
+    ctx = lm.apply_chat_template([{"role": "user", "content": "Where is my parcel?"}])
+    conts = ["order_status", "cancel_order", "speak_to_human", "x"]
+    ref = [x[0] for x in lm.loglikelihood([Instance("loglikelihood", {}, (ctx, c), i) for i, c in enumerate(conts)],
+                                          disable_tqdm=True)]
+    assert score_labels(rt, ctx, conts) == pytest.approx(ref, abs=1e-3)
+    assert rt.score_labels(ctx, conts) == score_labels(rt, ctx, conts)

@@ -182,7 +182,7 @@ def _trial(tmp: Path, job: str, split: str, values: dict, status: str = "finishe
 
 def test_objective_is_the_optimized_metric_not_the_primary() -> None:
     from slmexp.errors import ConfigError
-    from slmexp.pipeline import objective
+    from slmexp.objective import objective
 
     rec = {"config": {"optimized_metric": "strict_match"},
            "metrics": {"primary": "exact_match", "values": {"exact_match": 0.9, "strict_match": 0.4}}}

@@ -4,7 +4,9 @@
 classification label (exactly one of `task.labels`, as written), the extraction object (a JSON Schema, `task.schema`
 or derived from the gold objects: slmexp.decoding.schema), the tool call (one of the row's offered tools with
 arguments valid under its schema). QA answers are free text: constraining them is refused (a stop string and the
-token budget already bound them).
+token budget already bound them). Each task kind declares its answer space (`TaskKind.constraint`, the builder;
+`no_constraint_why`, `takes_schema`, `needs_labels` for `task.formulation=choice`: slmexp.tasks.kinds); slmexp's own
+builders are in slmexp.decoding.builders, so this module names no task kind.
 
 How it reaches the model: `build(cfg, task)` returns a `ConstraintSpec` before any model loads; the pipeline (and
 the distillation teacher and router, slmexp.teacher) hand it to `runtime.constrain(spec)`; each runtime turns a
@@ -17,19 +19,14 @@ This module is imported at config time: it imports nothing heavy (jsonschema whe
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from slmexp.decoding.schema import (
-    derive_schema,
-    first_violation,
-    number_bound,
-    schema_problem,
-    string_bound,
-    tool_call_schema,
-)
-from slmexp.decoding.spec import Constraint, ConstraintSpec  # re-exported: the stage's public types
+from slmexp.decoding.schema import derive_schema, schema_problem
+from slmexp.decoding.spec import Constraint as Constraint  # re-exported: the stage's public types
+from slmexp.decoding.spec import ConstraintSpec
 from slmexp.errors import SlmexpError
 
 MODES = ("free", "constrained")
@@ -53,8 +50,13 @@ def check(cfg: DictConfig, runtime_cls: type | None = None) -> None:
     (its `constrained_decoding` / `scores_choices` attributes), before any model loads."""
     from slmexp.origin import fail
     from slmexp.runtimes import capabilities
+    from slmexp.tasks.kinds import KINDS
+    from slmexp.tasks.kinds import kind as kind_record
 
     m, form, kind = mode(cfg), formulation(cfg.task), str(cfg.task.kind)
+    if kind not in KINDS:
+        return  # slmexp.schema.rules.task_fits_its_kind names the unknown kind
+    record = kind_record(kind)
     if m not in MODES:
         raise fail("decoding.name", f"{m!r} is not one of {', '.join(MODES)}")
     if form not in FORMULATIONS:
@@ -65,7 +67,7 @@ def check(cfg: DictConfig, runtime_cls: type | None = None) -> None:
         runtime_cls = runtime_class(cfg.runtime)
     runtime = str(cfg.runtime.name)
     if form == "choice":
-        if kind != "classification":
+        if not record.needs_labels:
             raise fail("task.formulation", f"choice scores each of task.labels; task={cfg.task.name} is a {kind} "
                        "task without labels (use task.formulation=generate)")
         if not capabilities(runtime_cls).scores_choices:
@@ -80,13 +82,10 @@ def check(cfg: DictConfig, runtime_cls: type | None = None) -> None:
     budget = str(cfg.decoding.get("budget") or "task")
     if budget not in BUDGETS:
         raise fail("decoding.budget", f"{budget!r} is not one of {', '.join(BUDGETS)}")
-    if kind == "qa":
-        raise fail("decoding.name", f"task={cfg.task.name} is a qa task: its answers are free text, with no answer "
-                   "space to constrain (generation already ends at task.generation.until and max_new_tokens); "
-                   "use decoding=free")
-    if kind == "lm_eval":
-        raise fail("decoding.name", "task=lm-eval runs lm-eval's own benchmarks, which define no answer schema; "
-                   "use decoding=free")
+    if record.constraint is None:
+        why = record.no_constraint_why or f"task={{task}} is a {kind} task, which declares no answer space to " \
+            "constrain; use decoding=free"
+        raise fail("decoding.name", why.format(task=cfg.task.name))
     for role, cls, name in [("", runtime_cls, runtime), *_other_runtimes(cfg)]:
         can = capabilities(cls)
         if not can.constrained_decoding:
@@ -95,9 +94,10 @@ def check(cfg: DictConfig, runtime_cls: type | None = None) -> None:
                        "can: transformers, llamacpp, openai (and its server recipes)")
     schema = cfg.task.get("schema")
     if schema is not None:
-        if kind != "extraction":
-            raise fail("task.schema", f"only extraction tasks take a schema (a {kind} task's answer space comes "
-                       "from its " + ("labels" if kind == "classification" else "rows' tools") + ")")
+        if not record.takes_schema:
+            takers = " and ".join(n for n in KINDS if kind_record(n).takes_schema) or "no"
+            raise fail("task.schema", f"only {takers} tasks take a schema (a {kind} task's answer space comes "
+                       f"from its {record.answer_space or 'kind'})")
         container = OmegaConf.to_container(schema, resolve=True) if OmegaConf.is_config(schema) else schema
         if why := schema_problem(container):
             raise fail("task.schema", why)
@@ -120,47 +120,28 @@ def _other_runtimes(cfg: DictConfig) -> list[tuple[str, type, str]]:
 
 
 def build(cfg: DictConfig, task: Any) -> ConstraintSpec | None:
-    """The constraint of each prompt of `task` (loaded rows), or None under `decoding=free`.
-
-    Extraction: `task.schema`, else the schema derived from the gold objects of every loaded split; either must
-    accept every loaded gold object (else the constraint would make the right answer impossible: an error naming
-    `task.schema`). Called before any model loads.
+    """The constraint of each prompt of `task` (loaded rows), or None under `decoding=free`: the task kind's own
+    constraint builder (`TaskKind.constraint`; slmexp's kinds: slmexp.decoding.builders), called before any model
+    loads. An extraction schema that rejects a loaded gold object is an error naming `task.schema` and the row.
     """
     if mode(cfg) != "constrained":
         return None
-    from slmexp.tasks import gold_value, render_prompt
+    from slmexp.tasks.kinds import kind as kind_record
 
-    kind = task.kind
-    if kind == "classification":
-        return ConstraintSpec(kind, default=Constraint(kind, choices=tuple(task.labels)))
-    rows = [(f"{task.files.get(split, split)}:{row.get('_line', i + 1)}", row)
-            for split, split_rows in task.splits.items() for i, row in enumerate(split_rows)]
-    if kind == "extraction":
-        schema = extraction_schema(task)
-        golds = [(where, gold_value(task.cfg, row)) for where, row in rows]
-        if why := first_violation(schema, golds):
-            from slmexp.origin import fail
-
-            raise fail("task.schema", why)
-        return ConstraintSpec(kind, default=Constraint(kind, schema=schema))
-    if kind == "tool_call":
-        tools_field = task.cfg.fields.tools
-        args = [gold_value(task.cfg, row)["arguments"] for _where, row in rows]
-        bound, numbers = string_bound(args), number_bound(args)
-        return ConstraintSpec(kind, by_prompt={
-            render_prompt(task.cfg, row): Constraint(kind, schema=tool_call_schema(row[tools_field], bound, numbers),
-                                                     tools=tuple(row[tools_field]))
-            for _where, row in rows})
-    raise SlmexpError(f"decoding=constrained: no constraint for task kind {kind!r}")  # check() refused it earlier
+    builder = kind_record(task.kind).constraint_builder()  # the kind's own (slmexp.decoding.builders for slmexp's)
+    if builder is None:  # check() refused it earlier
+        raise SlmexpError(f"decoding=constrained: no constraint for task kind {task.kind!r}")
+    return builder(task)
 
 
 def fit_budget(cfg: DictConfig, spec: ConstraintSpec | None) -> dict[str, Any] | None:
-    """`decoding.budget=fit`: raise `task.generation.max_new_tokens` (in `cfg`, for every stage of the job) to the
-    longest answer the constraint admits, so the grammar can always close the answer; the record's block says what
-    was done. Why: under a grammar a small model can loop inside a value (a vendor name repeated to its length
-    bound); the task's budget (sized for real answers) then cuts the JSON, and the answer counts as invalid though
-    the constraint would have ended it. Each token adds at least one character, so characters bound tokens.
-    Well-formed answers end where they did: only looping ones run longer. `task` keeps the task's budget."""
+    """`decoding.budget=fit`: the `task.generation.max_new_tokens` every stage of the job should use, raised to the
+    longest answer the constraint admits so the grammar can always close the answer, as the record's block (what was
+    done and why); `with_budget` makes the job's config from it (`cfg` itself is not changed). Why: under a grammar
+    a small model can loop inside a value (a vendor name repeated to its length bound); the task's budget (sized for
+    real answers) then cuts the JSON, and the answer counts as invalid though the constraint would have ended it.
+    Each token adds at least one character, so characters bound tokens. Well-formed answers end where they did: only
+    looping ones run longer. `task` keeps the task's budget."""
     if spec is None:
         return None
     rule = str(cfg.decoding.get("budget") or "task")  # checked by `check`
@@ -169,11 +150,20 @@ def fit_budget(cfg: DictConfig, spec: ConstraintSpec | None) -> dict[str, Any] |
     block: dict[str, Any] = {"rule": rule, "task_max_new_tokens": asked, "answer_max_chars": longest,
                              "max_new_tokens": asked}
     if rule == "fit" and longest is not None and longest > asked:
-        cfg.task.generation.max_new_tokens = longest
         block["max_new_tokens"] = longest
     elif longest is None:
         block["note"] = "the answer space is unbounded (a string without maxLength, an array without maxItems)"
     return block
+
+
+def with_budget(cfg: DictConfig, block: dict[str, Any] | None) -> DictConfig:
+    """A copy of `cfg` (which is not changed) with the fitted budget (`fit_budget`'s block) in
+    `task.generation.max_new_tokens`. Every key that interpolates the task's budget (a runtime's `max_gen_toks`,
+    `eval.max_new_tokens`) follows it in the copy."""
+    job_cfg = copy.deepcopy(cfg)
+    if block is not None and block["max_new_tokens"] != int(cfg.task.generation.max_new_tokens):
+        job_cfg.task.generation.max_new_tokens = int(block["max_new_tokens"])
+    return job_cfg
 
 
 def extraction_schema(task: Any) -> dict[str, Any]:

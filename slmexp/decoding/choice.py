@@ -1,11 +1,12 @@
 """The speed stage of `task.formulation=choice`: what is timed is what was scored, so a timed request scores every
 label as the answer to one prompt (no text is generated).
 
-One request is slmexp.router's label scoring (`_slm_label_prob`): the prompt rendered as the accuracy pass renders
-it, each label's log-likelihood after it, the prompt encoded once and the labels scored on its KV cache (as a
-deployment that picks a label would do it; lm-eval's multiple-choice pass re-encodes the prompt per label, so its
-own wall time is not a per-request latency). Latency = request start -> all labels scored (ms,
-time.perf_counter); the answer arrives whole, so TTFT equals latency and there is no decode rate.
+One request is the router's label-scoring request (slmexp.label_scoring): the prompt rendered as the accuracy pass
+renders it, each label's log-likelihood after it from the runtime's `score_labels` (on transformers the prompt
+encoded once and the labels scored on its KV cache, as a deployment that picks a label would do it; lm-eval's
+multiple-choice pass re-encodes the prompt per label, so its own wall time is not a per-request latency).
+Latency = request start -> all labels scored (ms, time.perf_counter); the answer arrives whole, so TTFT equals
+latency and there is no decode rate.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ def benchmark_choice(runtime: Any, task: Any, rows: list[dict[str, Any]], *, war
     """Score `warmup` rows untimed, then time one label-scoring request per remaining row; the record's speed
     figures in the shape `slmexp.bench.benchmark` returns (the fields a generation has are left out)."""
     from slmexp.bench import _percentiles
-    from slmexp.router import _slm_label_prob
+    from slmexp.label_scoring import label_scorer
 
-    one = _slm_label_prob(task, rows)
+    one = label_scorer(task, rows)
     for i in range(min(warmup, len(rows))):
         one(runtime, i)
     timed = list(range(warmup, len(rows))) if len(rows) > warmup else list(range(len(rows)))

@@ -83,19 +83,22 @@ def needs_weights(cfg: DictConfig, needs: str, trained: bool) -> bool:
     return not (needs in ("gguf", "endpoint") and str(cfg.quantization.kind) == "none" and not trained)
 
 
-def prepare(cfg: DictConfig, needs: str, source: Source, run_dir: Path, calib: Calibration | None) -> Artifact:
-    """The artifact a runtime that `needs` checkpoint | gguf | onnx | endpoint loads, prepared for this run.
+def prepare(qcfg: DictConfig, needs: str, source: Source, run_dir: Path, calib: Calibration | None, *,
+            cache_dir: Path, threads: int | None, runtime_name: str) -> Artifact:
+    """The artifact a runtime that `needs` checkpoint | gguf | onnx | endpoint loads, prepared for this run from
+    the `quantization` node `qcfg`.
 
     endpoint: nothing (the server has its model). checkpoint: `source.checkpoint`, through the kind's module when it
     quantizes at load time (bnb). gguf / onnx: the module whose PRODUCES is `needs`; for quantization=none its
-    default export (gguf: the shipped GGUF when untrained, else f16; onnx: fp32). Exports go to
-    `paths.cache_dir`; `runtime.threads` (when the runtime has it) bounds the exporter's threads.
+    default export (gguf: the shipped GGUF when untrained, else f16; onnx: fp32). Exports go to `cache_dir`
+    (`paths.cache_dir`); `threads` (`runtime.threads`, when the runtime has it) bounds the exporter's threads;
+    `runtime_name` only names the runtime in an error.
     """
     if needs not in NEEDS:
         raise SlmexpError(f"a runtime needs {needs!r}; quantizers prepare one of {', '.join(NEEDS)}")
     if needs == "endpoint":
         return Artifact(None, "endpoint", None)
-    kind = str(cfg.quantization.kind)
+    kind = str(qcfg.kind)
     if kind == "none":
         if needs == "checkpoint":
             return Artifact(source.checkpoint, "checkpoint", None)
@@ -103,10 +106,8 @@ def prepare(cfg: DictConfig, needs: str, source: Source, run_dir: Path, calib: C
     else:
         module = quantizer(kind)
         if needs != module.PRODUCES:
-            name = cfg.quantization.get("name", kind)
+            name = qcfg.get("name", kind)
             raise fail("quantization.kind", f"quantization={name} makes a {module.PRODUCES} artifact, but "
-                   f"runtime={cfg.runtime.name} loads a {needs}")
-    threads = cfg.runtime.get("threads")
-    return module.prepare(cfg.quantization, source, run_dir=Path(run_dir),
-                          cache_dir=Path(str(cfg.paths.cache_dir)).expanduser(), calib=calib,
-                          threads=int(threads) if threads else None)
+                   f"runtime={runtime_name} loads a {needs}")
+    return module.prepare(qcfg, source, run_dir=Path(run_dir), cache_dir=Path(cache_dir).expanduser(), calib=calib,
+                          threads=threads)

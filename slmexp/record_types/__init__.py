@@ -7,6 +7,11 @@ Schema (slmexp/run.schema.json, docs/run.schema.json) and into the field tables 
 three cannot drift. A field's trailing comment (or the comment lines right above it) is its description there, a
 class docstring its block's.
 
+Readers read through these types: the report, summary, tracking, rescore, claims and callbacks modules annotate the
+records and blocks they take (`rec: RunJson`, `speed: SpeedBlock`), and tests/test_record_reads.py scans their source
+and fails on any key they read from a block that is not declared here. So a new field a reader needs is declared here
+first, with its description.
+
 Blocks are open: a key not declared here is allowed (the JSON Schema leaves `additionalProperties` true), so a
 reader or a later stage may add one; what is declared keeps its name, type and meaning. `total=False` classes list
 fields a record may lack; `X | None` means the field may be null. No `from __future__ import annotations` here:
@@ -17,15 +22,17 @@ from typing import Any, Literal
 
 from typing_extensions import NotRequired, TypedDict
 
-from slmexp.record_types.extras import DistillBlock, FidelityBlock, RouterBlock
-from slmexp.record_types.job import ModelBlock, ProvenanceBlock, QuantizationBlock, RunBlock, TrainBlock
+from slmexp.record_types.extras import DistillBlock, FidelityBlock, FidelityParent, RoutedSystem, RouterBlock
+from slmexp.record_types.job import ModelBlock, ProvenanceBlock, QuantizationBlock, RunBlock, RunError, TrainBlock
 from slmexp.record_types.measure import (
     ConcurrentCost,
     CostBlock,
     EnergyBlock,
     MetricsBlock,
     Percentiles,
+    Selection,
     SpeedBlock,
+    TimedRequest,
 )
 
 __all__ = [
@@ -35,15 +42,20 @@ __all__ = [
     "DistillBlock",
     "EnergyBlock",
     "FidelityBlock",
+    "FidelityParent",
     "MetricsBlock",
     "ModelBlock",
     "Percentiles",
     "ProvenanceBlock",
     "QuantizationBlock",
+    "RoutedSystem",
     "RouterBlock",
     "RunBlock",
+    "RunError",
     "RunJson",
+    "Selection",
     "SpeedBlock",
+    "TimedRequest",
     "TrainBlock",
 ]
 

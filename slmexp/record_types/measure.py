@@ -49,6 +49,25 @@ class Rescore(TypedDict, total=False):
     changed: dict[str, list[Any]]  # metric -> [old, new], for the values that changed
 
 
+class Selection(TypedDict, total=False):
+    """`metrics.selection` (the `chosen` run of a tuning sweep, sweep=hpo / router): the configuration was chosen on
+    validation and measured once on test (slmexp.callbacks.ChooseOnValidation)."""
+
+    chosen_on: str  # the split the trials were scored on (validation)
+    metric: str  # the metric the trials were judged by
+    validation: float  # the chosen trial's value on validation (the maximum of noisy estimates: optimistic)
+    test: float | None  # this run's value on test: the estimate to report
+    n_validation: int | None
+    n_test: int | None
+    params: list[str]  # the overrides that set the chosen trial apart
+    trial: str  # the chosen trial's job dir name in the sweep dir
+    n_trials: int
+    n_finished: int
+    direction: str  # maximize | minimize
+    tolerance: float  # trials within it of the best value counted as equally good
+    prefer_lowest: str | None  # the dotted record path that broke ties among them (lowest wins)
+
+
 class MetricsBlock(TypedDict, total=False):
     """`metrics`: the accuracy pass (lm-eval), or the routed system's figures for a router run."""
 
@@ -67,6 +86,7 @@ class MetricsBlock(TypedDict, total=False):
     generation_cache: GenerationCache
     lm_eval_tasks: list[str]  # task=lm-eval: the lm-eval tasks run
     rescored: list[Rescore]
+    selection: Selection  # tuning sweeps' `chosen` run: chosen on validation, measured on test, both figures
 
 
 class TokenCounts(TypedDict, total=False):
@@ -94,6 +114,9 @@ class TimedRequest(TypedDict, total=False):
     latency_ms: float
     ttft_ms: float
     output_tokens: int
+    # the request's price in USD, where a writer records it: the report's cost-ratio CI then pairs requests by it
+    # (slmexp.report.compare). No slmexp stage writes it yet; on a hardware basis latency stands in for it
+    usd: float
 
 
 class ConcurrentSpeed(TypedDict, total=False):

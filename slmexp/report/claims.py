@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slmexp.errors import ConfigError
+from slmexp.record_types import RunJson
+from slmexp.report.collect import CollectedRun
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -164,7 +166,7 @@ def check_config(cfg: Any) -> None:
                                       f"{', '.join(arms)})")
 
 
-def refresh(record: dict[str, Any], container: dict[str, Any]) -> bool:
+def refresh(record: RunJson, container: dict[str, Any]) -> bool:
     """A finished run relaunched with other claims keeps its results and takes the new claims (the claims are not
     in the fingerprint: they change what is said about the table, not what is measured). Returns True if the
     record changed (the caller saves it)."""
@@ -177,7 +179,7 @@ def refresh(record: dict[str, Any], container: dict[str, Any]) -> bool:
     return True
 
 
-def stated(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def stated(records: list[CollectedRun]) -> list[dict[str, Any]]:
     """The sweep's claims, read from the records' config. Records without claims say nothing; two records with
     different non-empty blocks are an error (they come from different sweeps, or a partial relaunch)."""
     blocks: dict[str, tuple[Any, str]] = {}
@@ -287,7 +289,7 @@ def evaluate_one(c: dict[str, Any], rows: list[dict[str, Any]], arms: dict[str, 
                   if m.column != "accuracy" else f"95% CI: {row.get('ci_method') or '?'}"}
 
 
-def evaluate(records: list[dict[str, Any]], df: pd.DataFrame) -> list[dict[str, Any]]:
+def evaluate(records: list[CollectedRun], df: pd.DataFrame) -> list[dict[str, Any]]:
     """Every claim the records state, with its verdict, estimate and CI; [] when the sweep states none."""
     claims = stated(records)
     if not claims:

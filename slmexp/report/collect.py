@@ -16,6 +16,18 @@ from typing import Any
 from slmexp.cache import read_jsonl
 from slmexp.fingerprint import trains
 from slmexp.record import RECORD_NAME, load
+from slmexp.record_types import (
+    CostBlock,
+    MetricsBlock,
+    ModelBlock,
+    QuantizationBlock,
+    RunBlock,
+    RunError,
+    RunJson,
+    Selection,
+    SpeedBlock,
+    TimedRequest,
+)
 
 log = logging.getLogger("slmexp.report")
 
@@ -24,7 +36,14 @@ log = logging.getLogger("slmexp.report")
 _IGNORED_CONFIG = ("paths", "logger", "claims")
 
 
-def collect(root: Path) -> list[dict[str, Any]]:
+class CollectedRun(RunJson, total=False):
+    """A record as `collect` returns it: run.json plus where it was found (the report's, not the record's keys)."""
+
+    _dir: str  # the directory the run.json sits in (samples paths are relative to it)
+    _rel: str  # that directory relative to the collected root (the CSV's run_dirs)
+
+
+def collect(root: Path) -> list[CollectedRun]:
     """Load every run.json below `root`, in path order, so the table can be rebuilt from outputs alone.
 
     Each record gets two private keys: `_dir` (the directory the run.json sits in; samples paths are relative to
@@ -39,10 +58,10 @@ def collect(root: Path) -> list[dict[str, Any]]:
     """
     root = Path(root)
     paths = [root / RECORD_NAME] if (root / RECORD_NAME).is_file() else sorted(root.rglob(RECORD_NAME))
-    records = []
+    records: list[CollectedRun] = []
     for path in paths:
         try:
-            rec = load(path)
+            rec: CollectedRun = load(path)  # parsed JSON: its shape is checked just below
         except (OSError, ValueError) as e:
             log.warning("skipping unreadable %s: %s", path, e)
             continue
@@ -75,7 +94,7 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _load_samples(rec: dict[str, Any], metric: str | None) -> dict[str, float] | None:
+def _load_samples(rec: CollectedRun, metric: str | None) -> dict[str, float] | None:
     """Per-example primary metric keyed by example `id` (doc_id when a sample has no id); None if unavailable."""
     if not metric:
         return None
@@ -98,7 +117,7 @@ def _load_samples(rec: dict[str, Any], metric: str | None) -> dict[str, float] |
     return out or None
 
 
-def _load_requests(rec: dict[str, Any]) -> dict[str, dict[str, float]] | None:
+def _load_requests(rec: CollectedRun) -> dict[str, dict[str, float]] | None:
     """Per-request figures of the speed stage keyed by example id: {id: {"latency_ms": ms, "usd": USD?}}.
 
     Read from `speed.requests`, either a list of {"id", "latency_ms", "usd"?} dicts or the path (relative to the run
@@ -114,8 +133,9 @@ def _load_requests(rec: dict[str, Any]) -> dict[str, dict[str, float]] | None:
         src = read_jsonl(path)
     if not isinstance(src, list):
         return None
+    items: list[TimedRequest] = src
     out: dict[str, dict[str, float]] = {}
-    for item in src:
+    for item in items:
         if not isinstance(item, dict) or item.get("id") is None:
             continue
         lat = _num(item.get("latency_ms"))
@@ -129,7 +149,7 @@ def _load_requests(rec: dict[str, Any]) -> dict[str, dict[str, float]] | None:
     return out or None
 
 
-def _contended(speed: dict[str, Any]) -> bool | None:
+def _contended(speed: SpeedBlock) -> bool | None:
     """speed.contended (flat), else speed.contention.contended; None when the run did not measure contention."""
     flag = speed.get("contended")
     if flag is None:
@@ -137,7 +157,7 @@ def _contended(speed: dict[str, Any]) -> bool | None:
     return flag if isinstance(flag, bool) else None
 
 
-def selection_text(sel: dict[str, Any]) -> str:
+def selection_text(sel: Selection) -> str:
     """A tuned run's `metrics.selection` as one labelled cell: `chosen on validation (exact_match 0.720, n=50, best
     of 8 trials: lr=1e-4); test 0.680 (n=100)`. Both figures carry their split: the validation one chose the
     configuration (optimistic), the test one is the estimate to report."""
@@ -162,17 +182,17 @@ def selection_text(sel: dict[str, Any]) -> str:
     return text
 
 
-def _quant_name(rec: dict[str, Any]) -> str:
-    q = rec.get("quantization") or {}
+def _quant_name(rec: RunJson) -> str:
+    q: QuantizationBlock = rec.get("quantization") or {}
     if q.get("kind") == "gguf" and q.get("gguf_type"):
         return str(q["gguf_type"])
     return str(q.get("name") or _get(rec, "config", "quantization", "name") or "none")
 
 
-def _size_mb(rec: dict[str, Any]) -> float | None:
+def _size_mb(rec: RunJson) -> float | None:
     """MB (1e6 bytes) of the weights served: the exported file or folder if the quantizer wrote one (its block's
     `bytes`: GGUF, ONNX), else the model checkpoint (bitsandbytes quantizes in memory and writes nothing)."""
-    q = rec.get("quantization") or {}
+    q: QuantizationBlock = rec.get("quantization") or {}
     nbytes = q.get("bytes")
     if nbytes is None:
         nbytes = _get(rec, "model", "bytes_on_disk")
@@ -189,7 +209,7 @@ def _strip_seed(obj: Any) -> Any:
     return obj
 
 
-def _config_key(rec: dict[str, Any]) -> dict[str, Any]:
+def _config_key(rec: RunJson) -> dict[str, Any]:
     """What decides whether two runs share a row: the config minus seeds and logging, plus the weights' identity.
 
     The weights (`weights.sha256`: provenance.model_sha256; `weights.provenance`: model.weights_provenance) join the
@@ -210,32 +230,33 @@ def _config_key(rec: dict[str, Any]) -> dict[str, Any]:
     return key
 
 
-# The task kinds' validity metrics: the share of answers in the answer space (what decoding=constrained forces).
-VALIDITY_METRICS = ("valid_label", "json_valid", "valid_call")
+def _validity(metrics: MetricsBlock) -> float | None:
+    """The run's validity metric: the share of answers in the answer space (what decoding=constrained forces), as
+    the task kinds declare it (slmexp.tasks.kinds: the metric with `validity=True`)."""
+    from slmexp.tasks.kinds import validity_metrics
 
-
-def _validity(metrics: dict[str, Any]) -> float | None:
     values = metrics.get("values") or {}
-    return next((_num(values[m]) for m in VALIDITY_METRICS if m in values), None)
+    return next((_num(values[m]) for m in validity_metrics() if m in values), None)
 
 
-def _measured(metrics: dict[str, Any], speed: dict[str, Any], cost: dict[str, Any], acc: float | None,
+def _measured(metrics: MetricsBlock, speed: SpeedBlock, cost: CostBlock, acc: float | None,
               examples: float | None, usd_1k: float | None, *, remote: bool, finished: bool) -> dict[str, Any]:
     """The row's measured figures (None where the run did not finish or did not measure them)."""
 
-    def sp(*keys: str) -> float | None:
-        return _num(_get(speed, *keys)) if finished else None
+    def sp(value: Any) -> float | None:
+        return _num(value) if finished else None
 
     eval_wall = _num(speed.get("eval_wall_s"))
     return {
         "accuracy": acc,
-        "latency_p50_ms": sp("latency_ms", "p50"), "latency_p95_ms": sp("latency_ms", "p95"),
-        "ttft_p50_ms": sp("ttft_ms", "p50"), "decode_tok_s": sp("decode_tokens_per_s", "p50"),
+        "latency_p50_ms": sp(_get(speed, "latency_ms", "p50")), "latency_p95_ms": sp(_get(speed, "latency_ms", "p95")),
+        "ttft_p50_ms": sp(_get(speed, "ttft_ms", "p50")), "decode_tok_s": sp(_get(speed, "decode_tokens_per_s", "p50")),
         # a remote endpoint's memory is the server's, not this client's: not measured, so an empty cell
-        "requests_per_s": sp("requests_per_s"), "peak_rss_mb": None if remote else sp("peak_rss_mb"),
+        "requests_per_s": sp(speed.get("requests_per_s")),
+        "peak_rss_mb": None if remote else sp(speed.get("peak_rss_mb")),
         # the floor of that peak: what the process held when loading began (libraries, and in a multirun sharing
         # one process, what earlier jobs left); shown so rows of one table can be read against each other
-        "rss_at_load_mb": None if remote else sp("rss_before_load_mb"),
+        "rss_at_load_mb": None if remote else sp(speed.get("rss_before_load_mb")),
         "eval_ms_per_example": (1000 * eval_wall / examples) if finished and eval_wall and examples else None,
         "usd_per_1k_req": usd_1k,
         "usd_per_1m_tok": _num(cost.get("usd_per_1m_output_tokens")) if finished else None,
@@ -245,14 +266,14 @@ def _measured(metrics: dict[str, Any], speed: dict[str, Any], cost: dict[str, An
     }
 
 
-def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
+def _run_info(rec: CollectedRun) -> dict[str, Any]:
     """Everything one record contributes, before seeds are collapsed and the baseline is known."""
     cfg = rec.get("config") or {}
-    model = rec.get("model") or {}
-    run = rec.get("run") or {}
-    metrics = rec.get("metrics") or {}
-    speed = rec.get("speed") or {}
-    cost = rec.get("cost") or {}
+    model: ModelBlock = rec.get("model") or {}
+    run: RunBlock = rec.get("run") or {}
+    metrics: MetricsBlock = rec.get("metrics") or {}
+    speed: SpeedBlock = rec.get("speed") or {}
+    cost: CostBlock = rec.get("cost") or {}
     status = str(run.get("status") or "unknown")
     name = str(model.get("name") or _get(cfg, "model", "name") or run.get("name") or "?")
     adapter = str(model.get("adapter") or _get(cfg, "adapter", "name") or "none")
@@ -263,7 +284,7 @@ def _run_info(rec: dict[str, Any]) -> dict[str, Any]:
     seed = _get(cfg, "seed")
     if seed is None:
         seed = _get(rec, "provenance", "seed")
-    err = run.get("error") or {}
+    err: RunError = run.get("error") or {}
     finished = status == "finished"
     primary = metrics.get("primary") or _get(cfg, "task", "primary_metric")
     acc = _num(_get(metrics, "values", primary)) if finished and primary else None

@@ -30,10 +30,6 @@ from slmexp.report.stats import (
     wilson_ci,
 )
 
-# Metrics that are a 0/1 score per example, for runs whose per-example samples are missing (Wilson from n alone).
-BINARY_METRICS = frozenset({"exact_match", "strict_match", "acc", "acc_norm", "valid_label", "json_valid",
-                            "json_strict", "name_accuracy", "valid_call"})
-
 # Relative columns emptied when a row is not comparable with its baseline.
 RELATIVE = ("retained_pct", "accuracy_delta", "speedup", "cost_ratio")
 
@@ -71,8 +67,10 @@ def accuracy_ci(row: dict[str, Any]) -> tuple[float | None, float | None, str]:
         vals = list(scores.values())
         ci = wilson_ci(sum(vals), len(vals)) if binary else bootstrap_ci(vals)
         return (*ci, "wilson" if binary else "bootstrap") if ci else (None, None, "")
+    from slmexp.tasks.kinds import binary_metrics  # the metrics the task kinds declare a 0/1 score per example
+
     n = row.get("n")
-    if row["metric"] in BINARY_METRICS and row["accuracy"] is not None and n:
+    if row["metric"] in binary_metrics() and row["accuracy"] is not None and n:
         ci = wilson_ci(row["accuracy"] * n, int(n))
         if ci:
             return (*ci, "wilson")

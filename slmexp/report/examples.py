@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slmexp import generations
+from slmexp.report.collect import CollectedRun, collect
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -36,7 +37,7 @@ def _gold(doc: dict[str, Any]) -> str:
     return _text(doc.get("target") if gold is None else gold)
 
 
-def side_by_side(records: list[dict[str, Any]], df: pd.DataFrame) -> dict[str, Any]:
+def side_by_side(records: list[CollectedRun], df: pd.DataFrame) -> dict[str, Any]:
     """{"arms": [{"label", "role", "baseline", "metric", "dir"}], "examples": [{"id", "task", "prompt", "gold",
     "answers": [{"answer", "raw", "score", "right"} | None per arm]}]} for every table row whose first run kept
     its generations. Examples in first-seen order; an arm that did not score an example has None there."""
@@ -99,7 +100,6 @@ def table_columns(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 def examples_table(root: Path) -> tuple[list[str], list[list[Any]]]:
     """`table_columns` of the sweep below `root` (its runs' records and table, the sweep's `baseline` as the
     report callback used it); ([], []) when no run kept its generations."""
-    from slmexp.report.collect import collect
     from slmexp.report.table import build_table
 
     records = collect(root)

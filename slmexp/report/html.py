@@ -24,6 +24,8 @@ from slmexp.report.render import _MD_COLUMNS, _caption, _cells, _columns, write_
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from slmexp.report.collect import CollectedRun
+
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em auto;max-width:1400px;padding:0 1em;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
@@ -234,7 +236,7 @@ class ReviewerView:
     the plots exist.
     """
 
-    def __init__(self, records: list[dict[str, Any]], df: pd.DataFrame) -> None:
+    def __init__(self, records: list[CollectedRun], df: pd.DataFrame) -> None:
         from slmexp.report.collect import _run_info
         from slmexp.report.examples import side_by_side
         from slmexp.report.flips import compute_flips

@@ -13,6 +13,8 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from slmexp.record_types import FidelityBlock, FidelityParent
+from slmexp.report.collect import CollectedRun
 from slmexp.report.render import _fmt
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,16 +26,16 @@ _COLUMNS = [("label", "rung", "s"), ("quantization", "quant", "s"), ("accuracy",
             ("n_tokens", "tokens", "d"), ("parent", "parent", "s")]
 
 
-def ladder_rows(records: list[dict[str, Any]], df: pd.DataFrame) -> list[dict[str, Any]]:
+def ladder_rows(records: list[CollectedRun], df: pd.DataFrame) -> list[dict[str, Any]]:
     """One dict per table row whose first run recorded `fidelity`, in table order."""
     by_dir = {str(r.get("_rel") or r.get("_dir")): r for r in records}
     out = []
     for row in df.to_dict("records"):
         rec = by_dir.get(str(row["run_dirs"]).split(";")[0]) or {}
-        fid = rec.get("fidelity")
+        fid: FidelityBlock | None = rec.get("fidelity")
         if not isinstance(fid, dict) or fid.get("kld_mean") is None:
             continue
-        parent = fid.get("parent") or {}
+        parent: FidelityParent = fid.get("parent") or {}
         name = str(parent.get("name") or "?")
         if parent.get("dequantized"):
             name += f" ({parent.get('dequantized_note') or 'dequantized'})"

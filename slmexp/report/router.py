@@ -13,7 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from slmexp.report.collect import selection_text
+from slmexp.record_types import MetricsBlock, RoutedSystem, RouterBlock
+from slmexp.report.collect import CollectedRun, selection_text
 from slmexp.report.plots import plot_style, save_png_svg
 from slmexp.report.render import write_text
 from slmexp.report.stats import wilson_ci
@@ -37,8 +38,8 @@ def _fmt(v: Any, spec: str) -> str:
     return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
 
 
-def _router_row(ident: dict[str, Any], system: str, threshold: float | None, figs: dict[str, Any],
-                slm_only: dict[str, Any], llm_only: dict[str, Any], selection: str = "") -> dict[str, Any]:
+def _router_row(ident: dict[str, Any], system: str, threshold: float | None, figs: RoutedSystem,
+                slm_only: RoutedSystem, llm_only: RoutedSystem, selection: str = "") -> dict[str, Any]:
     lat = figs.get("latency_ms") or {}
     acc, usd = figs.get("accuracy"), figs.get("usd_per_1k_requests")
     beats = None
@@ -55,7 +56,7 @@ def _router_row(ident: dict[str, Any], system: str, threshold: float | None, fig
             "beats_slm_acc_and_llm_cost": beats, "selection": selection}
 
 
-def router_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def router_rows(records: list[CollectedRun]) -> list[dict[str, Any]]:
     """One row per finished router run (by threshold) plus the SLM-only and LLM-only rows of each (SLM, LLM) pair,
     all composed from the same per-request measurements; `beats` = more accurate than SLM-only and cheaper than
     LLM-only.
@@ -68,7 +69,7 @@ def router_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         A threshold tuned on validation (`metrics.selection`) is measured on test in a group of its own, its
         `selection` cell labelled: validation trials and the test figure never share a group.
     """
-    groups: dict[tuple, list[tuple[dict[str, Any], str]]] = {}
+    groups: dict[tuple, list[tuple[RouterBlock, str]]] = {}
     for rec in records:
         r = rec.get("router")
         if not r or (rec.get("run") or {}).get("status") != "finished":
@@ -77,7 +78,7 @@ def router_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         adapter = (rec.get("model") or {}).get("adapter")
         if adapter and adapter != "none":
             slm_label += f"+{adapter}"
-        metrics = rec.get("metrics") or {}
+        metrics: MetricsBlock = rec.get("metrics") or {}
         split = str(metrics.get("split") or ((rec.get("config") or {}).get("eval") or {}).get("split") or "")
         sel = metrics.get("selection")
         groups.setdefault((slm_label, r["llm"], split, r["n"]), []).append(
@@ -130,7 +131,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def write_router_report(records: list[dict[str, Any]], out: Path) -> dict[str, Path]:
+def write_router_report(records: list[CollectedRun], out: Path) -> dict[str, Path]:
     """router.md / router.csv (a row per threshold next to SLM-only and LLM-only) and the accuracy-vs-cost curve
     (router_accuracy_vs_cost.png/.svg); nothing when no record routed.
 

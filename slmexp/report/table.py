@@ -18,7 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from slmexp.record import flatten
-from slmexp.report.collect import _run_info, selection_text
+from slmexp.report.collect import CollectedRun, _run_info, selection_text
 from slmexp.report.compare import RELATIVE, apply_holm, fill_row
 from slmexp.report.stats import mean_std
 
@@ -189,7 +189,7 @@ def _pick_baseline(rows: list[dict[str, Any]], task: str, baseline: str | None) 
     return cands[0] if cands else None
 
 
-def build_table(records: list[dict[str, Any]], baseline: str | None = None) -> pd.DataFrame:
+def build_table(records: list[CollectedRun], baseline: str | None = None) -> pd.DataFrame:
     """One row per run (seeds collapsed) with accuracy, its CI, speed, size, cost and the comparison to a baseline.
 
     Args:

@@ -25,10 +25,20 @@ from omegaconf import DictConfig
 
 from slmexp.errors import SlmexpError
 from slmexp.registry import Registry, import_path
-from slmexp.runtimes.facts import Capabilities, capabilities, last_usage, preflight, serving_facts
+from slmexp.runtimes._chat import ChatTurn
+from slmexp.runtimes.facts import (
+    Capabilities,
+    capabilities,
+    chat,
+    last_usage,
+    preflight,
+    require_chat,
+    score_labels,
+    serving_facts,
+)
 
-__all__ = ["NEEDS", "RUNTIMES", "Capabilities", "Runtime", "build_runtime", "capabilities", "last_usage",
-           "preflight", "runtime_class", "serving_facts"]
+__all__ = ["NEEDS", "RUNTIMES", "Capabilities", "ChatTurn", "Runtime", "build_runtime", "capabilities", "chat",
+           "last_usage", "preflight", "require_chat", "runtime_class", "score_labels", "serving_facts"]
 
 NEEDS = ("checkpoint", "gguf", "onnx", "endpoint")  # the artifacts a runtime can load (see `Runtime.needs`)
 
@@ -62,13 +72,34 @@ class Runtime(Protocol):
         check(cfg): a classmethod run at config time, before any model loads: cheap checks only
             (`importlib.util.find_spec`, config values; no heavy import), raising `slmexp.origin.fail(key, msg)`.
     Optional class attributes (read through slmexp.runtimes.facts, which gives each its default):
-        scores_choices (False): each label's log-likelihood is available (task.formulation=choice).
+        scores_choices (False): each label's log-likelihood is available (task.formulation=choice, the router's
+            label_prob): `score_labels` below.
         constrained_decoding (None): how output is constrained (decoding=constrained), e.g. "llguidance";
             constrained_decoding_note: why not, in words, where it cannot.
         preflight(cfg) (none): a classmethod run when the job starts, before anything is resolved (network
             checks that `check` must not make: an endpoint's reachability, its key variable).
         options (None): a pydantic model of the YAML's keys (subclass `slmexp.schema.runtimes.RuntimeBase`);
             slmexp's own runtimes are declared in slmexp/schema/runtimes.py.
+        chat_tools (False): the instance offers `chat` (below): multi-turn chat with tools, for agent loops.
+    Optional methods (the core calls them through slmexp.runtimes.facts: `score_labels(runtime, ...)`,
+    `chat(runtime, ...)`; a runtime without the capability is refused there in one line naming the config key):
+        score_labels(context, continuations) -> list[float] (with scores_choices): log p(continuation | context),
+            summed over the continuation's tokens, for every continuation of one context in one call: the
+            label-scoring request of task.formulation=choice's speed stage and of the router's label_prob
+            (slmexp.label_scoring renders the context as the evaluation does). Numbers equal lm-eval's
+            `loglikelihood` on `lm_eval_model()`, which is the default where a runtime declares scores_choices
+            without the method; transformers encodes the context once and scores every continuation in one
+            batched pass on its KV cache (slmexp/runtimes/_label_scores.py).
+        chat(messages, *, tools=None, constraint=None, max_new_tokens=256, stop=None) -> ChatTurn (with
+            chat_tools): one greedy assistant turn after `messages` (OpenAI chat format: roles system / user /
+            assistant, assistant turns with `tool_calls`, role "tool" results with `tool_call_id`), offering
+            `tools` (JSON-Schema functions, OpenAI's `{"type": "function", "function": {...}}` or bare), under an
+            optional `slmexp.decoding.Constraint` for this turn (a tool-call schema forces a call). Returns
+            `slmexp.runtimes.ChatTurn`: text, tool_calls [{"id", "name", "arguments": dict}], input/output
+            tokens, latency_s, ttft_s (None where not streamed). Local runtimes render with the model's chat
+            template (tools passed to it; a template without tool support gets them as JSON text in the system
+            message) and parse calls from the text; endpoints send `tools` in chat.completions
+            (slmexp/runtimes/_chat.py, docs/runtimes.md).
 
     Constructor: keyword arguments `model_path` (str | None), `adapter_path` (str | None), `trust_remote_code`,
     `seed`, `artifact_path` (only when `needs` is "gguf" or "onnx": the file or folder the quantizer prepared),

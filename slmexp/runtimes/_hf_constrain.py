@@ -48,9 +48,10 @@ class GrammarProcessor(LogitsProcessor):
 
 class HFConstrainer:
     """The constraint state of one transformers runtime: the spec, llguidance's view of the tokenizer (built once:
-    ~1 s for a 49k vocabulary), compiled grammars by constraint, and the constraint of the requests now running."""
+    ~1 s for a 49k vocabulary), compiled grammars by constraint, and the constraint of the requests now running.
+    `spec` is None for a constrainer that serves only `chat` turns, each with its own constraint."""
 
-    def __init__(self, spec: ConstraintSpec, tokenizer: Any, eos_ids: set[int]) -> None:
+    def __init__(self, spec: ConstraintSpec | None, tokenizer: Any, eos_ids: set[int]) -> None:
         import llguidance.hf
 
         self.spec = spec

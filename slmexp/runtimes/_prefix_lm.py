@@ -174,13 +174,18 @@ class PrefixLM(TemplateLM):
         as the accuracy pass renders it (through the chat template when `chat`). Cold: the cache is cleared first,
         so a timed request pays for its whole prompt. `usage` is filled however the stream ends (run out, stopped,
         or abandoned by the consumer): the caller's `last_usage` is this request's."""
-        import time
-
         self.clear_cache()
         constraint = None if self.constraints is None else self.constraints.for_text(prompt)
         if chat:
             prompt = self.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
-        tokens = self.tok_encode(prompt)
+        yield from self.timed_tokens(self.tok_encode(prompt), max_new_tokens, stop, constraint, usage)
+
+    def timed_tokens(self, tokens: list[int], max_new_tokens: int, stop: Sequence[str] | None, constraint: Any,
+                     usage: dict[str, Any]) -> Iterator[tuple[str, float]]:
+        """(text chunk, perf_counter time) of `generate` after `tokens` (the KV cache as it is: `timed_stream`
+        clears it first, a chat turn reuses its conversation's prefix); `usage` filled however the stream ends."""
+        import time
+
         self.last_generated = 0
         chunks = self.generate(tokens, max_new_tokens, stop, constraint)
         try:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from omegaconf import DictConfig
 
 from slmexp.errors import EndpointError, SlmexpError
+from slmexp.runtimes._chat import ChatTurn
 
 __all__ = ["EndpointError", "OpenAIRuntime"]
 
@@ -72,6 +73,7 @@ class OpenAIRuntime:
                                  "this client's")
     constrained_decoding: ClassVar[str] = "server: response_format json_schema / tools"  # _openai_structured
     scores_choices: ClassVar[bool] = False  # chat endpoints return text, no log-likelihoods
+    chat_tools: ClassVar[bool] = True  # chat(): `tools` in chat.completions, tool_calls read back (_openai_chat)
     memory_footprint: int | None = None
     constraints: Any = None  # a slmexp.decoding.ConstraintSpec, set by constrain()
 
@@ -272,6 +274,15 @@ class OpenAIRuntime:
                                 f"({type(e).__name__}: {e})") from None
         finally:
             self._local.usage = self._usage(usage, messages, "".join(text))
+
+    def chat(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
+             constraint: Any = None, max_new_tokens: int = 256, stop: Sequence[str] | None = None) -> ChatTurn:
+        """One greedy chat completion (the Runtime Protocol's `chat`; not streamed, so ttft_s is None): `messages`
+        passed through, `tools` sent, `constraint` as structured outputs (slmexp/runtimes/_openai_chat.py)."""
+        from slmexp.runtimes._openai_chat import endpoint_chat
+
+        return endpoint_chat(self, messages, tools=tools, constraint=constraint, max_new_tokens=max_new_tokens,
+                             stop=stop)
 
     def _usage(self, usage: Any, messages: list[dict[str, str]], text: str) -> dict[str, Any]:
         if usage is not None and usage.completion_tokens is not None:

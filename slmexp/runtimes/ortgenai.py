@@ -62,6 +62,7 @@ class OrtGenAIRuntime:
     concurrent_requests: ClassVar[bool] = False  # one generator: requests run one at a time
     speed_note: ClassVar[str] = "in-process: peak_rss_mb includes the model"
     scores_choices: ClassVar[bool] = True  # task.formulation=choice: the shared PrefixLM's loglikelihood
+    chat_tools: ClassVar[bool] = False  # no chat(): slmexp.runtimes.facts refuses agent loops in one line
     constrained_decoding: ClassVar[str | None] = None  # refused at config time, naming decoding.name
     constrained_decoding_note: ClassVar[str] = ORT_GUIDANCE_NOTE
     memory_footprint: int | None = None
@@ -133,6 +134,13 @@ class OrtGenAIRuntime:
         usage: dict[str, Any] = {}
         self.last_usage = usage  # filled when the stream ends, however it ends (PrefixLM.timed_stream)
         yield from self._lm.timed_stream(prompt, max_new_tokens, stop, self.uses_chat_template(), usage)
+
+    def score_labels(self, context: str, continuations: Sequence[str]) -> list[float]:
+        """log p(continuation | context) of each: lm-eval loglikelihood requests on the shared PrefixLM (the
+        context stays in the generator's KV cache across the continuations)."""
+        from slmexp.runtimes._label_scores import lm_loglikelihoods
+
+        return lm_loglikelihoods(self._lm, context, continuations)
 
     def close(self) -> None:
         if getattr(self, "_lm", None) is not None:

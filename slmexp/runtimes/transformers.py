@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from omegaconf import DictConfig
 
 from slmexp.errors import ConfigError
+from slmexp.runtimes._chat import ChatTurn
 
 
 def _pick_device(device: str) -> str:
@@ -58,10 +59,12 @@ class TransformersRuntime:
     concurrent_requests: ClassVar[bool] = False  # one generate() at a time; the speed stage runs sequentially
     speed_note: ClassVar[str] = "in-process: peak_rss_mb includes the model"
     constrained_decoding: ClassVar[str] = "llguidance"  # decoding=constrained: a logits processor (_hf_constrain)
-    scores_choices: ClassVar[bool] = True  # task.formulation=choice: HFLM's loglikelihood
+    scores_choices: ClassVar[bool] = True  # task.formulation=choice: HFLM's loglikelihood; score_labels: KV kernel
+    chat_tools: ClassVar[bool] = True  # chat(): the chat template with tools, llguidance for a turn's constraint
     memory_footprint: int | None = None
     last_usage: dict[str, Any] | None = None
     constrainer: Any = None  # set by constrain(): slmexp.runtimes._hf_constrain.HFConstrainer
+    _chat_constrainer: Any = None  # chat turns' constraints when constrain() was not called
 
     @classmethod
     def check(cls, cfg: DictConfig) -> None:
@@ -154,15 +157,26 @@ class TransformersRuntime:
         iterating) the worker is told to stop and joined before `last_usage` is set: no generation keeps running
         to slow the next request.
         """
+        lm = self.lm_eval_model()
+        if self.uses_chat_template():
+            prompt = lm.apply_chat_template([{"role": "user", "content": prompt}])
+        constrained = {} if self.constrainer is None else self.constrainer.generation_kwargs(
+            1, self.constrainer.spec.for_text(prompt))
+        usage: dict[str, Any] = {}
+        try:
+            yield from self._decode(prompt, max_new_tokens, stop, constrained, usage)
+        finally:
+            self.last_usage = usage
+
+    def _decode(self, prompt: str, max_new_tokens: int, stop: Sequence[str] | None, constrained: dict[str, Any],
+                usage: dict[str, Any]) -> Iterator[tuple[str, float]]:
+        """`stream`'s decoding loop on a rendered prompt (also a `chat` turn's): tokenized by the accuracy pass's
+        HFLM, generated on the worker thread, cut at `stop`; `usage` filled however it ends."""
         from slmexp.runtimes._hf_stream import GenerationWorker
         from slmexp.runtimes._stop import StopCut
 
         lm = self.lm_eval_model()
-        if self.uses_chat_template():
-            prompt = lm.apply_chat_template([{"role": "user", "content": prompt}])
         ids, mask = lm.tok_batch_encode([prompt], left_truncate_len=max(lm.max_length - max_new_tokens, 1))
-        constrained = {} if self.constrainer is None else self.constrainer.generation_kwargs(
-            1, self.constrainer.spec.for_text(prompt))
         eos_ids = self._eos_ids()
         cut, out_ids, emitted, stamp = StopCut(stop), [], "", 0.0
         worker = GenerationWorker(self.model, input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
@@ -187,10 +201,39 @@ class TransformersRuntime:
                     yield rest, stamp  # held-back text: its time is the last token's
         finally:
             worker.stop()
-            self.last_usage = {"input_tokens": int(ids.shape[1]), "output_tokens": len(out_ids),
-                               "source": "model tokenizer"}
+            usage.update(input_tokens=int(ids.shape[1]), output_tokens=len(out_ids), source="model tokenizer")
         if worker.failure is not None:
             raise worker.failure
+
+    def score_labels(self, context: str, continuations: Sequence[str]) -> list[float]:
+        """log p(continuation | context) of each continuation: the context encoded once, every continuation scored
+        in one batched pass on its KV cache (HFLM's token split and numbers: slmexp/runtimes/_label_scores.py)."""
+        from slmexp.runtimes._label_scores import hf_label_scores
+
+        return hf_label_scores(self.model, self.lm_eval_model(), context, continuations)
+
+    def chat(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
+             constraint: Any = None, max_new_tokens: int = 256, stop: Sequence[str] | None = None) -> ChatTurn:
+        """One greedy assistant turn (the Runtime Protocol's `chat`): the conversation through the model's chat
+        template (slmexp/runtimes/_chat.py), `stream`'s decoding loop, `constraint` (a slmexp.decoding
+        Constraint) through the llguidance logits processor; calls parsed from the text."""
+        from slmexp.runtimes._chat import collect, render_chat
+
+        t0 = time.perf_counter()
+        prompt = render_chat(self.tokenizer, messages, tools)
+        constrained = {} if constraint is None else self._constrainer().generation_kwargs(1, constraint)
+        usage: dict[str, Any] = {}
+        return collect(self._decode(prompt, max_new_tokens, stop, constrained, usage), t0, usage)
+
+    def _constrainer(self) -> Any:
+        """The constrainer of `constrain()`, else one for `chat` turns only (llguidance's tokenizer view: once)."""
+        if self.constrainer is not None:
+            return self.constrainer
+        if self._chat_constrainer is None:
+            from slmexp.runtimes._hf_constrain import HFConstrainer
+
+            self._chat_constrainer = HFConstrainer(None, self.tokenizer, self._eos_ids())
+        return self._chat_constrainer
 
     def close(self) -> None:
         import gc

@@ -105,7 +105,8 @@ class VLLMRuntime:
     remote: ClassVar[bool] = False
     concurrent_requests: ClassVar[bool] = True  # the speed stage may stream from several threads: the engine batches
     speed_note: ClassVar[str] = "vLLM's engine runs in a subprocess: peak_rss_mb is the parent's and excludes it"
-    scores_choices: ClassVar[bool] = True  # task.formulation=choice: lm-eval's VLLM loglikelihood
+    scores_choices: ClassVar[bool] = True  # task.formulation=choice: lm-eval's VLLM loglikelihood (score_labels)
+    chat_tools: ClassVar[bool] = False  # no chat() yet: slmexp.runtimes.facts refuses agent loops in one line
     constrained_decoding: ClassVar[str | None] = None  # not wired yet: config validation refuses, naming the key
     constrained_decoding_note: ClassVar[str] = (
         "slmexp does not yet pass vLLM's structured-output parameters (SamplingParams.structured_outputs) through "
@@ -196,6 +197,12 @@ class VLLMRuntime:
 
     def lm_eval_model(self) -> Any:
         return self._lm
+
+    def score_labels(self, context: str, continuations: Sequence[str]) -> list[float]:
+        """log p(continuation | context) of each: lm-eval loglikelihood requests on its VLLM (one batched call)."""
+        from slmexp.runtimes._label_scores import lm_loglikelihoods
+
+        return lm_loglikelihoods(self._lm, context, continuations)
 
     @property
     def last_usage(self) -> dict[str, Any] | None:

@@ -25,7 +25,10 @@ def run(cfg: DictConfig, plan: Plan, resolved: Any, eval_path: Any, adapter_path
                              shipped_gguf=shipped, trained=plan.needs_train)
     quantizes = needs not in ("checkpoint", "endpoint") or cfg.quantization.kind != "none"
     with stage("quantize") if quantizes else nullcontext():
-        artifact = quantize.prepare(cfg, needs, source, run_dir, calibration(plan.task))
+        threads = cfg.runtime.get("threads")
+        artifact = quantize.prepare(cfg.quantization, needs, source, run_dir, calibration(plan.task),
+                                    cache_dir=Path(str(cfg.paths.cache_dir)), threads=int(threads) if threads else None,
+                                    runtime_name=str(cfg.runtime.name))
     if artifact.block is not None:
         record.set("quantization", artifact.block)
     if plan.remote or (shipped is not None and artifact.path is not None and Path(artifact.path) == Path(shipped)):

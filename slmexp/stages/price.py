@@ -8,9 +8,11 @@ from typing import Any
 from omegaconf import DictConfig
 
 
-def run(cfg: DictConfig, speed: dict[str, Any], values: dict[str, Any]) -> dict[str, Any] | None:
-    if cfg.get("cost") is None:
+def run(cost_cfg: DictConfig | None, runtime_cfg: DictConfig, primary_metric: str, speed: dict[str, Any],
+        values: dict[str, Any]) -> dict[str, Any] | None:
+    """The record's `cost` block from the `cost` and `runtime` nodes and the measured speed and metric values."""
+    if cost_cfg is None:
         return None
     from slmexp.cost import compute
 
-    return compute(cfg.cost, cfg.runtime, speed, values.get(str(cfg.task.primary_metric)))
+    return compute(cost_cfg, runtime_cfg, speed, values.get(primary_metric))

@@ -61,7 +61,7 @@ def _metrics_block(cfg: DictConfig, plan: Plan, result: Any, run_dir: Path) -> d
         "decoding": decoding.mode(cfg),
         "decoding_budget": plan.budget,
         "primary": str(cfg.task.primary_metric),
-        "chance": 1.0 / len(task.labels) if task.labels and task.kind == "classification" else None,
+        "chance": task.task_kind.chance(task.labels),
         "values": result.metrics,
         "samples": str(result.samples_path.relative_to(run_dir)),
         "lm_eval_results": str(result.results_path.relative_to(run_dir)),
@@ -98,7 +98,7 @@ def timed_requests(cfg: DictConfig, plan: Plan, runtime: Any, generation: Any) -
     task, bench_cfg = plan.task, cfg.eval.bench
     ids = None  # the timed requests' example ids: the report pairs them with the baseline's
     rows: list[Any] = []
-    if task.kind == "lm_eval":
+    if task.task_kind.lm_eval_native:
         prompts = task.prompts
     else:
         split = str(cfg.eval.split)
@@ -187,7 +187,7 @@ def run(cfg: DictConfig, plan: Plan, served: Served, run_dir: Path, record: RunR
         speed = _accuracy_speed(runtime, result)
         if gen_cache is not None:
             record.data["metrics"]["generation_cache"] = gencache.block(gen_cache, result.n_examples)
-        if plan.task.kind == "lm_eval":
+        if plan.task.task_kind.lm_eval_native:
             record.data["metrics"]["lm_eval_tasks"] = [str(n) for n in cfg.task.names]
             record.save()
         if plan.n_bench:

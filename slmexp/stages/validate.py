@@ -4,10 +4,10 @@ model or sends a request that costs money."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 @dataclass
@@ -20,6 +20,7 @@ class Plan:
     n_bench: int  # warm-up + timed requests of the speed stage (0 = no speed stage)
     constraints: Any  # decoding=constrained: each prompt's answer space (slmexp.decoding), else None
     budget: dict[str, Any] | None  # decoding.budget=fit: the raised max_new_tokens and why (metrics.decoding_budget)
+    config: DictConfig  # the job's config from here on: the composed one with the fitted budget, read-only
 
     @property
     def remote(self) -> bool:
@@ -35,7 +36,8 @@ def splits_needed(cfg: DictConfig, needs_train: bool) -> list[str]:
 
 
 def run(cfg: DictConfig) -> Plan:
-    """Raise ConfigErrors / DataError / EndpointError on bad input; else the Plan."""
+    """Raise ConfigErrors / DataError / EndpointError on bad input; else the Plan, whose `config` every later stage
+    reads (read-only: a stage returns what it learnt, it never patches the config)."""
     from slmexp import config as slm_config
     from slmexp import decoding
     from slmexp.runtimes import preflight, runtime_class
@@ -48,10 +50,13 @@ def run(cfg: DictConfig) -> Plan:
     task = load_task(cfg.task, splits_needed(cfg, needs_train))
     bench_cfg = cfg.eval.get("bench")
     n_bench = int(bench_cfg.warmup) + int(bench_cfg.n) if bench_cfg and int(bench_cfg.n) > 0 else 0
-    if task.kind == "lm_eval":
+    if task.task_kind.lm_eval_native:
         from slmexp.evaluate import prepare_lm_eval
 
         prepare_lm_eval(task, n_bench)
     constraints = decoding.build(cfg, task)
-    return Plan(task=task, runtime_cls=runtime_cls, needs_train=needs_train, n_bench=n_bench,
-                constraints=constraints, budget=decoding.fit_budget(cfg, constraints))
+    budget = decoding.fit_budget(cfg, constraints)
+    job_cfg = decoding.with_budget(cfg, budget)  # a copy: `cfg` is not written into
+    OmegaConf.set_readonly(job_cfg, True)  # no later stage writes into the config either
+    return Plan(task=replace(task, cfg=job_cfg.task), runtime_cls=runtime_cls, needs_train=needs_train,
+                n_bench=n_bench, constraints=constraints, budget=budget, config=job_cfg)

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from slmexp.errors import ConfigError, DataError
 from slmexp.tasks import jsonl
 from slmexp.tasks.extract import check_labels, task_labels
+from slmexp.tasks.kinds import TaskKind
 from slmexp.tasks.kinds import kind as kind_record
 
 LM_EVAL_TEMPLATES = Path(__file__).resolve().parent / "lm_eval"
@@ -50,6 +51,11 @@ class Task:
     @property
     def kind(self) -> str:
         return str(self.cfg.kind)
+
+    @property
+    def task_kind(self) -> TaskKind:
+        """The kind's record (slmexp.tasks.kinds): the facts callers read instead of comparing kind names."""
+        return kind_record(self.kind)
 
     @property
     def labels(self) -> list[str]:

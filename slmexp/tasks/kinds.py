@@ -2,33 +2,58 @@
 `task.kind`.
 
 A kind says what a row holds (its roles and how each value is checked when the JSONL is loaded), how lm-eval
-scores it (the template and the metrics it reports, the primary one first), how a teacher's answer becomes a
-training label (distillation), and how the router judges the small model's answer (confidence and correctness).
-A record field left None means "this kind does not support that": distillation and routing refuse such a kind in
-their `validate()`, naming `task.kind`, before any model loads.
+scores it (the template and the metrics it reports, primary first, each declared with its direction, aggregation,
+whether it is a 0/1 score and whether it is the validity metric), how an answer is found in a raw generation (the
+per-example store and `slmexp rescore`), the answer space `decoding=constrained` forces (its constraint builder),
+how a teacher's answer becomes a training label (distillation), and how the router judges the small model's answer
+(confidence and correctness). A record field left None means "this kind does not support that": decoding,
+distillation and routing refuse such a kind at config time, naming the key, before any model loads.
 
-Adding a task kind:
-  1. its record here, in `KINDS` (metric functions and answer parsers go in `slmexp/tasks/metrics.py`; the
-     classification label parser, shared by evaluation, distillation and routing, is `slmexp/tasks/extract.py`);
-  2. its lm-eval template, `slmexp/tasks/lm_eval/<template>`, whose `process_results` returns `metrics`;
-  3. a test: a small JSONL task of the kind loading and scoring (see tests/test_user_tasks.py).
-`task.kind` in a task YAML then accepts it; config validation, data loading and lm-eval read the record.
-Another package adds a kind without touching slmexp: an entry point in the group `slmexp.task_kinds`
-(`toy = "yourpkg.kinds:TOY"`, a TaskKind whose `template` is an absolute path to its lm-eval template).
+Adding a task kind (3 files; tests/test_task_kinds.py builds one as a worked example):
+  1. its `TaskKind` record, here in `KINDS` or in another package (entry point below). It declares:
+     - `roles` (role -> value check) and `optional_roles`, `check_row`, `gold_role`, `needs_labels` (the answer is
+       one of `task.labels`: chance level, `task.formulation=choice`), `doc_choices`, `doc_json`;
+     - `metrics`: `Metric(name, higher_is_better, aggregation, binary, validity)` specs, the primary first (a bare
+       name is a non-binary mean metric; `kind.metrics` reads back the names, `kind.metric_specs` the specs); at
+       most one `validity=True` (the share of answers in the answer space, which the report shows and
+       decoding=constrained forces); `binary=True` for a 0/1 score per example (the report's Wilson interval);
+     - `template`: its lm-eval template, whose `process_results` returns exactly `metrics`;
+     - `extract(doc, raw) -> answer`: the answer the metric compares with the gold (None: the raw output is kept);
+     - `constraint(task) -> ConstraintSpec` (a callable, or a "module:attr" string resolved on use) and
+       `answer_space` (where its answers come from, in words), or `constraint=None` and `no_constraint_why` (why
+       decoding=constrained is refused; `{task}` is the task's name); `takes_schema` if `task.schema` shapes it;
+     - optionally `teacher_parse` (distillation), `routed_correct`, `validity`, `default_confidence` (routing).
+     Metric functions and answer parsers go in `slmexp/tasks/metrics.py`; the classification label parser, shared
+     by evaluation, distillation and routing, is `slmexp/tasks/extract.py`; slmexp's own constraint builders are
+     in `slmexp/decoding/builders.py`.
+  2. its lm-eval template, `slmexp/tasks/lm_eval/<template>`, whose `metric_list` and `process_results` give the
+     record's metrics (tests/test_task_kinds.py holds the two to each other);
+  3. a test: a small JSONL task of the kind loading, extracting, scoring and constraining.
+`task.kind` in a task YAML then accepts it; config validation, data loading, lm-eval, the per-example store,
+decoding and the report read the record. Another package adds a kind without touching slmexp: an entry point in
+the group `slmexp.task_kinds` (`toy = "yourpkg.kinds:TOY"`, a TaskKind whose `template` is an absolute path to its
+lm-eval template).
 
 This module is imported at config time: it imports nothing heavier than `slmexp.tasks.metrics` and
-`slmexp.tasks.extract` (pure Python).
+`slmexp.tasks.extract` (pure Python); constraint builders are named as "module:attr" strings (they read rows
+through `slmexp.tasks`, which imports this module).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from slmexp.registry import Registry
+from slmexp.registry import Registry, load_ref
 from slmexp.tasks.extract import extract_label, normalize_label, same_label, task_labels
-from slmexp.tasks.metrics import valid_answer, valid_extraction, valid_tool_call
+from slmexp.tasks.metrics import (
+    parse_json_output,
+    parse_tool_call,
+    valid_answer,
+    valid_extraction,
+    valid_tool_call,
+)
 
 # (value, the task's labels) -> why the value is not valid, or None
 ValueCheck = Callable[[Any, set[str]], "str | None"]
@@ -38,8 +63,23 @@ RowCheck = Callable[[Mapping[str, Any], Any], "str | None"]
 TeacherParse = Callable[[str, Any], "tuple[Any, str | None]"]
 # (an answer, the gold value, the task config) -> 1.0 right / 0.0 wrong
 RoutedCorrect = Callable[[str, Any, Any], float]
+# (the lm-eval doc, the raw generation) -> the answer the metric compares with the gold (None: none found)
+Extract = Callable[[Mapping[str, Any], str], Any]
+# (a loaded slmexp.tasks.Task) -> its slmexp.decoding.ConstraintSpec
+ConstraintBuilder = Callable[[Any], Any]
 
 
+@dataclass(frozen=True)
+class Metric:
+    """One metric a kind's lm-eval template reports, with what the report and rescoring need to know of it."""
+
+    name: str
+    higher_is_better: bool = True
+    aggregation: str = "mean"  # lm-eval's aggregation of the per-example values
+    # a 0/1 score per example: its run value is a proportion (the report's Wilson interval from n alone)
+    binary: bool = False
+    # the share of answers inside the kind's answer space (what decoding=constrained forces; the report's column)
+    validity: bool = False
 # --- value checks, applied to every row when a split is loaded ------------------------------------------------------
 
 
@@ -93,6 +133,31 @@ def check_call_offered(row: Mapping[str, Any], fields: Any) -> str | None:
     return None
 
 
+# --- answer extraction: the answer each kind's metric compares with the gold (slmexp.generations) ----------------
+
+
+def extract_choice(doc: Mapping[str, Any], raw: str) -> str | None:
+    """The label the evaluation's extractor finds (the doc's `choices` are task.labels)."""
+    return extract_label(raw, list(doc.get("choices") or []), doc.get("answer_prefix"))
+
+
+def extract_object(doc: Mapping[str, Any], raw: str) -> dict[str, Any] | None:
+    """The JSON object the output holds (a code fence allowed), or None."""
+    value, _status = parse_json_output(raw)
+    return value if isinstance(value, dict) else None
+
+
+def extract_call(doc: Mapping[str, Any], raw: str) -> dict[str, Any] | None:
+    """The `{"name", "arguments"}` call the output holds, or None."""
+    return parse_tool_call(raw)
+
+
+def extract_first_line(doc: Mapping[str, Any], raw: str) -> str:
+    """The first line of the output (a QA answer)."""
+    text = raw.strip()
+    return text.splitlines()[0].strip() if text else ""
+
+
 # --- distillation and routing rules ---------------------------------------------------------------------------------
 
 
@@ -129,17 +194,35 @@ class TaskKind:
     check_row: RowCheck | None = None
     # the role holding the gold answer (`gold_value`, training target, routed correctness)
     gold_role: str | None = None
-    # the task config must list its labels (`task.labels`)
+    # the task config lists its labels (`task.labels`) and the answer is one of them: chance level is 1/labels and
+    # `task.formulation=choice` (the likeliest label) applies
     needs_labels: bool = False
-    # metric names the lm-eval template reports, the default primary first; empty for kind lm_eval, whose
-    # metrics are whatever the named lm-eval tasks define
-    metrics: tuple[str, ...] = ()
+    # the metrics the lm-eval template reports, the default primary first: `Metric` specs or bare names (a bare
+    # name is `Metric(name)`). Read back as names here (`__post_init__`) and as specs in `metric_specs`. Kind
+    # lm_eval declares the multiple-choice metrics lm-eval's own tasks report (acc, acc_norm); a named lm-eval
+    # task may report others.
+    metrics: tuple[str | Metric, ...] = ()
+    # filled from `metrics` (a bare name keeps the spec of that name given here: `dataclasses.replace` passes both)
+    metric_specs: tuple[Metric, ...] = ()
     # lm-eval template file under slmexp/tasks/lm_eval/ (None: lm-eval's own tasks)
     template: str | None = None
     # the rendered lm-eval doc lists task.labels as `choices`
     doc_choices: bool = False
     # lm-eval doc key -> role whose value the doc carries as a JSON string (structured golds, see metrics.py)
     doc_json: Mapping[str, str] = field(default_factory=dict)
+    # (lm-eval doc, raw generation) -> the answer the metric compares with the gold (None: the raw output is kept)
+    extract: Extract | None = None
+    # decoding=constrained: (loaded task) -> its ConstraintSpec, a callable or a "module:attr" string resolved on
+    # use (None: the kind has no answer space to constrain, and `no_constraint_why` says why)
+    constraint: ConstraintBuilder | str | None = None
+    # where a constrained answer's space comes from, after "its" (the error when task.schema is given wrongly)
+    answer_space: str | None = None
+    # why decoding=constrained is refused for this kind (`{task}`: the task's name)
+    no_constraint_why: str | None = None
+    # `task.schema` (a JSON Schema) shapes the constraint; other kinds refuse it
+    takes_schema: bool = False
+    # lm-eval loads and scores the data itself (lm-eval's own tasks): no rows, ids or prompts of slmexp's
+    lm_eval_native: bool = False
     # distillation: the rule turning a teacher's raw answer into a training label (None: cannot be distilled)
     teacher_parse: TeacherParse | None = None
     teacher_parse_note: str | None = None  # what the rule demands, in words, for the run record
@@ -150,6 +233,15 @@ class TaskKind:
     # routing: the confidence function `router.confidence: null` picks ("label_prob" | "validity")
     default_confidence: str | None = None
 
+    def __post_init__(self) -> None:
+        """Split `metrics` into names (what every reader of `kind.metrics` expects) and specs."""
+        known = {m.name: m for m in self.metric_specs}
+        specs = tuple(m if isinstance(m, Metric) else known.get(str(m), Metric(str(m))) for m in self.metrics)
+        if sum(m.validity for m in specs) > 1:
+            raise ValueError(f"task kind {self.name!r}: more than one validity metric")
+        object.__setattr__(self, "metric_specs", specs)
+        object.__setattr__(self, "metrics", tuple(m.name for m in specs))
+
     @property
     def is_routable(self) -> bool:
         return self.routed_correct is not None
@@ -158,6 +250,21 @@ class TaskKind:
     def can_distill(self) -> bool:
         return self.teacher_parse is not None
 
+    @property
+    def validity_metric(self) -> str | None:
+        """The metric that is the share of valid answers (the report's validity column), or None."""
+        return next((m.name for m in self.metric_specs if m.validity), None)
+
+    def chance(self, labels: Sequence[str]) -> float | None:
+        """The accuracy of a uniform guess among `labels` for a kind whose answer is one label, else None."""
+        return 1.0 / len(labels) if self.needs_labels and labels else None
+
+    def constraint_builder(self) -> ConstraintBuilder | None:
+        """The constraint builder, imported now if named as "module:attr" (None: decoding=constrained refused)."""
+        return load_ref(self.constraint) if isinstance(self.constraint, str) else self.constraint
+
+
+_BUILDERS = "slmexp.decoding.builders"  # slmexp's own constraint builders (they read rows through slmexp.tasks)
 
 # kind name -> record: slmexp's own below, plus the `slmexp.task_kinds` entry points of other packages (each a
 # "module:attr" naming a TaskKind; slmexp.registry), loaded when first used.
@@ -166,7 +273,10 @@ KINDS = Registry("slmexp.task_kinds", {k.name: k for k in (
         name="classification",
         roles={"text": check_string, "label": check_label},
         gold_role="label", needs_labels=True,
-        metrics=("exact_match", "strict_match", "valid_label"), template="classification.yaml", doc_choices=True,
+        metrics=(Metric("exact_match", binary=True), Metric("strict_match", binary=True),
+                 Metric("valid_label", binary=True, validity=True)),
+        template="classification.yaml", doc_choices=True,
+        extract=extract_choice, constraint=f"{_BUILDERS}:label_choices", answer_space="labels",
         teacher_parse=parse_label,
         teacher_parse_note="the evaluation's label extractor (slmexp.tasks.extract) must find one of task.labels",
         routed_correct=label_correct, default_confidence="label_prob",
@@ -174,27 +284,40 @@ KINDS = Registry("slmexp.task_kinds", {k.name: k for k in (
     TaskKind(
         name="extraction",
         roles={"text": check_string, "target": check_object}, gold_role="target",
-        metrics=("exact_match", "field_f1", "json_valid", "json_strict"), template="extraction.yaml",
-        doc_json={"gold": "target"},
+        metrics=(Metric("exact_match", binary=True), Metric("field_f1"),
+                 Metric("json_valid", binary=True, validity=True), Metric("json_strict", binary=True)),
+        template="extraction.yaml", doc_json={"gold": "target"},
+        extract=extract_object, constraint=f"{_BUILDERS}:json_object", takes_schema=True,
+        answer_space="JSON Schema (task.schema, or the one derived from its gold objects)",
         validity=valid_extraction, default_confidence="validity",
     ),
     TaskKind(
         name="tool_call",
         roles={"text": check_string, "tools": check_tools, "target": check_call}, check_row=check_call_offered,
         gold_role="target",
-        metrics=("exact_match", "name_accuracy", "args_f1", "valid_call"), template="tool_call.yaml",
-        doc_json={"gold": "target", "tools": "tools"},
+        metrics=(Metric("exact_match", binary=True), Metric("name_accuracy", binary=True), Metric("args_f1"),
+                 Metric("valid_call", binary=True, validity=True)),
+        template="tool_call.yaml", doc_json={"gold": "target", "tools": "tools"},
+        extract=extract_call, constraint=f"{_BUILDERS}:tool_calls", answer_space="rows' tools",
         validity=valid_tool_call, default_confidence="validity",
     ),
     TaskKind(
         name="qa",
         roles={"text": check_string, "target": check_answers, "context": check_string},
         optional_roles=frozenset({"context"}), gold_role="target",
-        metrics=("f1", "exact_match"), template="qa.yaml", doc_json={"gold": "target"},
+        metrics=(Metric("f1"), Metric("exact_match", binary=True)), template="qa.yaml", doc_json={"gold": "target"},
+        extract=extract_first_line,
+        no_constraint_why="task={task} is a qa task: its answers are free text, with no answer space to constrain "
+                          "(generation already ends at task.generation.until and max_new_tokens); use decoding=free",
         validity=valid_answer, default_confidence="validity",
     ),
     # lm-eval's own benchmarks: lm-eval loads the data and scores it (slmexp.evaluate); no rows of ours to check
-    TaskKind(name="lm_eval"),
+    TaskKind(
+        name="lm_eval", lm_eval_native=True,
+        metrics=(Metric("acc", binary=True), Metric("acc_norm", binary=True)),
+        no_constraint_why="task={task} runs lm-eval's own benchmarks, which define no answer schema; "
+                          "use decoding=free",
+    ),
 )})
 
 
@@ -207,3 +330,19 @@ def kind(name: str) -> TaskKind:
     if not isinstance(found, TaskKind):
         raise TypeError(f"task kind {name!r} ({KINDS.origin(name)}) is a {type(found).__name__}, not a TaskKind")
     return found
+
+
+def declared_metrics() -> Iterator[Metric]:
+    """Every metric spec of every kind (plug-ins included), in kind order: what the report derives its sets from."""
+    for name in KINDS:
+        yield from kind(name).metric_specs
+
+
+def binary_metrics() -> frozenset[str]:
+    """Names some kind declares a 0/1 score per example (the report's Wilson interval when samples are missing)."""
+    return frozenset(m.name for m in declared_metrics() if m.binary)
+
+
+def validity_metrics() -> tuple[str, ...]:
+    """The kinds' validity metrics, in kind order, each once (the report's validity column)."""
+    return tuple(dict.fromkeys(m.name for m in declared_metrics() if m.validity))
