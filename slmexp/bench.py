@@ -7,12 +7,17 @@ accuracy pass did) and the text it appended to each user turn for a model withou
 serves a timed request cold (no prefix cached by the accuracy pass or an earlier request), and a request ends
 where the scored one ended: at EOS, at the token budget, or at the first stop string.
 
+Repeated passes (eval.bench.passes, slmexp.timing_passes): the warm-up runs once, then every timed prompt is sent
+once per pass, each pass in its own order shuffled with the job's seed; the figures below pool every pass, and
+`passes` keeps each pass's p50/p95, the t-interval over passes and their spread (`unstable` above
+eval.bench.max_pass_spread).
+
 Figures (all from `time.perf_counter`, warm-up requests excluded and counted separately):
 - ttft_ms: request start -> first output token (prefill + first decode step);
 - tpot_ms: mean time per output token after the first, per request ((e2e - ttft) / (n - 1));
 - latency_ms: request start -> last token (end to end; the token that completed a stop string included);
 - decode_tokens_per_s: (n - 1) / (e2e - ttft) per request, requests with >= 2 output tokens only;
-- requests_per_s: measured requests / their total wall time, one request at a time (concurrency 1);
+- requests_per_s: measured requests / their total wall time (every pass), one request at a time (concurrency 1);
 - at `concurrency` > 1 (runtimes that can serve requests in parallel: servers), the same prompts are sent again
   from that many threads and the aggregate requests/s and output tokens/s go in `concurrent`.
 Percentiles are over requests; medians (p50), not means, since a few slow requests skew a mean.
@@ -94,50 +99,24 @@ def _concurrent(runtime: Any, prompts: list[str], max_new_tokens: int, concurren
                            for k, v in _percentiles([r["e2e_s"] for r in results]).items()}}
 
 
-def benchmark(runtime: Any, prompts: list[str], *, max_new_tokens: int, warmup: int,
-              concurrency: int = 1, measure: AbstractContextManager | None = None,
-              generation: Mapping[str, Any] | None = None, ids: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run `warmup` untimed requests, then one timed request per prompt; return the record's speed figures.
-
-    `prompts` are the task's user turns; `generation` is the accuracy pass's settings (`EvalResult.generation`):
-    every request, warm-up and concurrent ones included, uses its stop strings, token budget and prompt suffix
-    (see `timed_settings`). `measure` (e.g. an energy tracker) wraps exactly the sequential timed requests: not
-    the warm-up, not the concurrent pass, so its figures divide by `n_requests`. `ids` (the prompts' example ids,
-    as in samples.jsonl) adds `requests`: one {"id", "latency_ms", "ttft_ms", "output_tokens"} per timed request,
-    which the report pairs across runs by id (speed-up and cost-ratio CIs).
-    """
-    from rich.progress import Progress
-
-    settings = timed_settings(max_new_tokens, generation)
-    max_new_tokens, stop = settings["max_new_tokens"], settings["stop"]
-    prompts = [p + settings["prompt_suffix"] for p in prompts]
-    for prompt in prompts[:warmup]:
+def _warm_up(runtime: Any, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str] | None) -> None:
+    """Untimed requests, once, before pass 1: model load, caches and threads are settled before anything is timed."""
+    for prompt in prompts:
         with closing(runtime.stream(prompt, max_new_tokens, stop=stop)) as chunks:
             for _ in chunks:
                 pass
-    timed = prompts[warmup:] if len(prompts) > warmup else prompts
-    timed_ids = None if ids is None else list(ids)[warmup:] if len(prompts) > warmup else list(ids)
-    results = []
-    with measure or nullcontext(), Progress(transient=True) as progress:
-        t_start = time.perf_counter()  # after the tracker started: its set-up is not request time
-        bar = progress.add_task(f"benchmark ({runtime.name})", total=len(timed))
-        for prompt in timed:
-            results.append(time_request(runtime, prompt, max_new_tokens, stop))
-            progress.advance(bar)
-        wall = time.perf_counter() - t_start
+
+
+def _figures(runtime: Any, results: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+    """The pooled figures of the timed requests (every pass): percentiles over requests, totals over their wall."""
     tpots = [r["tpot_s"] for r in results if "tpot_s" in r]
 
     def ms(values: list[float]) -> dict[str, float | None]:
         return {k: round(v * 1000, 3) if v is not None else None for k, v in _percentiles(values).items()}
 
     in_tokens = [r["input_tokens"] for r in results]
-    cached = [r["cached_input_tokens"] for r in results]
     out = {
         "n_requests": len(results),
-        "warmup_requests": min(warmup, len(prompts)),
-        "max_new_tokens": max_new_tokens,
-        "max_new_tokens_from": settings["max_new_tokens_from"],
-        "stop": stop,
         "chat_template": bool(runtime.uses_chat_template()),
         "concurrency": 1,
         "ttft_ms": ms([r["ttft_s"] for r in results]),
@@ -154,14 +133,60 @@ def benchmark(runtime: Any, prompts: list[str], *, max_new_tokens: int, warmup: 
                   "input_tokens": int(sum(in_tokens)) if None not in in_tokens else None,
                   "source": results[0]["token_source"] if results else None},
     }
-    if timed_ids is not None:
-        out["requests"] = [{"id": str(i), "latency_ms": round(r["e2e_s"] * 1000, 3),
-                            "ttft_ms": round(r["ttft_s"] * 1000, 3), "output_tokens": r["n_tokens"]}
-                           for i, r in zip(timed_ids, results, strict=True)]
-    if settings["prompt_suffix"]:
-        out["prompt_suffix"] = settings["prompt_suffix"]
+    cached = [r["cached_input_tokens"] for r in results]
     if results and None not in cached:  # the engine or server reports prefix-cache hits: a cold run shows 0
         out["usage"]["cached_input_tokens"] = int(sum(cached))
+    return out
+
+
+def benchmark(runtime: Any, prompts: list[str], *, max_new_tokens: int, warmup: int,
+              concurrency: int = 1, measure: AbstractContextManager | None = None,
+              generation: Mapping[str, Any] | None = None, ids: Sequence[str] | None = None,
+              passes: int = 1, seed: int | None = None, max_pass_spread: float | None = None) -> dict[str, Any]:
+    """Run `warmup` untimed requests once, then `passes` passes of one timed request per prompt; return the record's
+    speed figures.
+
+    `prompts` are the task's user turns; `generation` is the accuracy pass's settings (`EvalResult.generation`):
+    every request, warm-up and concurrent ones included, uses its stop strings, token budget and prompt suffix
+    (see `timed_settings`). Each pass times the prompts after the warm-up ones in its own order, shuffled with
+    `seed` (None: the given order; slmexp.timing_passes); the headline percentiles pool every pass, `passes` holds
+    each pass's and their spread (`unstable` above `max_pass_spread`). `measure` (e.g. an energy tracker) wraps
+    exactly the timed passes: not the warm-up, not the concurrent pass, so its figures divide by `n_requests`.
+    `ids` (the prompts' example ids, as in samples.jsonl) adds `requests`: one {"id", "pass_number", "latency_ms",
+    "ttft_ms", "output_tokens"} per timed request, which the report pairs across runs by id (speed-up and
+    cost-ratio CIs; an id's passes are pooled there).
+    """
+    from rich.progress import Progress
+
+    from slmexp.timing_passes import passes_block, run_passes
+
+    settings = timed_settings(max_new_tokens, generation)
+    max_new_tokens, stop = settings["max_new_tokens"], settings["stop"]
+    prompts = [p + settings["prompt_suffix"] for p in prompts]
+    _warm_up(runtime, prompts[:warmup], max_new_tokens, stop)
+    timed = prompts[warmup:] if len(prompts) > warmup else prompts
+    timed_ids = None if ids is None else list(ids)[warmup:] if len(prompts) > warmup else list(ids)
+    with measure or nullcontext(), Progress(transient=True) as progress:
+        bar = progress.add_task(f"benchmark ({runtime.name}, {passes} passes)", total=len(timed) * passes)
+
+        def one(i: int) -> dict[str, Any]:
+            out = time_request(runtime, timed[i], max_new_tokens, stop)
+            progress.advance(bar)
+            return out
+
+        run = run_passes(one, len(timed), passes, seed)
+    results = run.results
+    out = {"n_requests": len(results), "warmup_requests": min(warmup, len(prompts)), "max_new_tokens": max_new_tokens,
+           "max_new_tokens_from": settings["max_new_tokens_from"], "stop": stop,
+           **_figures(runtime, results, run.wall_s)}
+    out["passes"] = passes_block(run, latency_key="e2e_s", ttft_key="ttft_s", max_spread=max_pass_spread)
+    out["unstable"] = out["passes"]["unstable"]
+    if timed_ids is not None:
+        out["requests"] = [{"id": str(timed_ids[r["index"]]), "pass_number": r["pass_number"],
+                            "latency_ms": round(r["e2e_s"] * 1000, 3), "ttft_ms": round(r["ttft_s"] * 1000, 3),
+                            "output_tokens": r["n_tokens"]} for r in results]
+    if settings["prompt_suffix"]:
+        out["prompt_suffix"] = settings["prompt_suffix"]
     if concurrency > 1 and capabilities(runtime).concurrent_requests:
         out["concurrent"] = _concurrent(runtime, timed, max_new_tokens, concurrency, stop)
     return out

@@ -24,6 +24,8 @@ from typing import Any, NoReturn
 _OWNER = "SLMEXP_OWNS_HYDRA_ERRORS"  # set while slmexp asked Hydra for the exception (children inherit it)
 # The first words slmexp.cli.main dispatches on (name -> its `main(argv) -> int`); anything else is a Hydra job.
 SUBCOMMANDS = {"report": "slmexp.report:main", "rescore": "slmexp.rescore:main"}
+SUBCOMMANDS["verify"] = "slmexp.verify:main"  # attestation check (slmexp.attest)
+SUBCOMMANDS["export"] = "slmexp.export.cli:main"  # results in other tools' formats (docs/exporting.md)
 
 
 def _overrides(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from slmexp.runtimes import request_latencies
 from slmexp.tasks import Task, write_lm_eval_task
 
 
@@ -39,6 +40,22 @@ class EvalResult:
     generation: dict[str, Any] | None = None
     accuracy_pass: dict[str, Any] | None = None
     generations_path: Path | None = None  # the per-example store (slmexp.generations), next to out_dir
+    # the speed figures a kind's own runner timed while scoring (`TaskKind.runner`: one request = one episode), which
+    # stand for the speed stage's; None for lm-eval passes
+    speed: dict[str, Any] | None = None
+
+
+def evaluate_served(runtime: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, *, constraints: Any = None,
+                    bench_prompts: int = 0, cache: Path | None = None) -> EvalResult:
+    """The accuracy pass on a loaded runtime: the task kind's own runner when it declares one (`TaskKind.runner`,
+    e.g. multi-turn agent episodes through the runtime's `chat`), else lm-eval on the runtime's LM (`evaluate`)."""
+    runner = task.task_kind.runner
+    if runner:
+        from slmexp.registry import load_ref
+
+        return load_ref(runner)(runtime, task, eval_cfg, out_dir, constraints=constraints)
+    return evaluate(runtime.lm_eval_model(), task, eval_cfg, out_dir, runtime.uses_chat_template(),
+                    bench_prompts=bench_prompts, cache=cache)
 
 
 def _clean_metrics(task_results: dict[str, Any]) -> dict[str, float]:
@@ -126,7 +143,7 @@ def evaluate(lm: Any, task: Task, eval_cfg: DictConfig, out_dir: Path, use_chat_
         manager = TaskManager(include_path=str(out_dir / "tasks"), include_defaults=False)
         names = [task.lm_eval_name]
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
-    latencies = getattr(lm, "request_latencies_s", None)
+    latencies = request_latencies(lm)
     if latencies is not None:
         latencies.clear()  # this pass's requests only
     t0 = time.perf_counter()

@@ -105,6 +105,16 @@ def _rewrite_samples(path: Path, by_doc: dict[str, dict[str, float]]) -> None:
     generations.write(path, rows)
 
 
+def score_rows(fn: Callable[[dict[str, Any], list[Any]], dict[str, float]], kind: str,
+               rows: list[dict[str, Any]]) -> None:
+    """Re-score stored rows in place: each row's `metrics` from `fn` as lm-eval calls it, its `extracted` answer
+    from today's parser (`slmexp verify` re-scores a copy the same way)."""
+    for row in rows:
+        raw = row.get("raw")
+        row["metrics"] = {k: float(v) for k, v in fn(row["doc"], [raw if isinstance(raw, str) else ""]).items()}
+        row["extracted"] = generations.extract_answer(kind, row["doc"], raw)
+
+
 def rescore_run(run_dir: Path) -> dict[str, Any]:
     """Re-score one run in place. Returns {"run_dir", "status": rescored | skipped, "why", "changed"}.
 
@@ -131,10 +141,7 @@ def rescore_run(run_dir: Path) -> dict[str, Any]:
         out["why"] = f"task kind {kind or '?'}: scored by lm-eval's own task code, not re-scored"
         return out
     rows = generations.read(store)
-    for row in rows:
-        raw = row.get("raw")
-        row["metrics"] = {k: float(v) for k, v in fn(row["doc"], [raw if isinstance(raw, str) else ""]).items()}
-        row["extracted"] = generations.extract_answer(kind, row["doc"], raw)
+    score_rows(fn, kind, rows)
     stored = dict(metrics["values"])
     fresh = aggregate([r["metrics"] for r in rows], stored)
     values = {**stored, **fresh}
@@ -153,6 +160,10 @@ def rescore_run(run_dir: Path) -> dict[str, Any]:
         from slmexp.cost import per_correct
 
         per_correct(cost, cost.get("usd_per_1k_requests"), values.get(primary))
+    if record.get("attestation"):  # the answers and values just rewritten are what the run now attests
+        from slmexp.attest import attest
+
+        record["attestation"] = attest(run_dir, metrics)
     write_json_atomic(run_dir / RECORD_NAME, record)
     out.update(status="rescored", changed=changed)
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from slmexp.record_types import CostBlock, MetricsBlock, ModelBlock, QuantizationBlock, RunJson, SpeedBlock, TrainBlock
+from slmexp.record_types.measure import OverPasses, Passes, PassFigures
 
 
 def _fmt(value: float | None) -> str:
@@ -74,7 +75,7 @@ def _metric_rows(record: RunJson) -> list[tuple[str, str]]:
 
 
 def _speed_rows(record: RunJson) -> list[tuple[str, str]]:
-    """Load, memory, accuracy-pass and timed-request figures, and a contention warning."""
+    """Load, memory, accuracy-pass and timed-request figures (and over passes), contention and pass-spread warnings."""
     rows: list[tuple[str, str]] = []
     speed: SpeedBlock = record.get("speed") or {}
     if speed.get("load_s") is not None:
@@ -96,6 +97,8 @@ def _speed_rows(record: RunJson) -> list[tuple[str, str]]:
                                + (f"{speed['requests_per_s']:.2f} req/s; " if speed.get("requests_per_s") else "")
                                + f"n={speed['n_requests']} after "
                                f"{speed['warmup_requests']} warm-up, concurrency 1"))
+        if (speed.get("passes") or {}).get("n", 1) > 1:
+            rows.append(_passes_row(speed["passes"]))
         if conc := speed.get("concurrent"):
             rows.append(("speed, concurrent", f"{conc['requests_per_s']:.2f} req/s, {conc['output_tokens_per_s']:.1f} "
                                                f"output tok/s with {conc['concurrency']} requests in flight "
@@ -106,7 +109,30 @@ def _speed_rows(record: RunJson) -> list[tuple[str, str]]:
                                                 f"cores > threshold {load.get('threshold_cores', 0):g}), load avg "
                                                 f"{load.get('load_avg_1m')}: timings of this run are not "
                                                 f"comparable; re-run on an idle machine[/]"))
+    passes: Passes = speed.get("passes") or {}
+    if passes.get("unstable"):
+        rows.append(("[bold red]UNSTABLE[/]", f"[red]latency p50 per pass {_pass_p50s(passes)} ms: spread "
+                                               f"{passes['spread']:.2f} > "
+                                               f"eval.bench.max_pass_spread {passes['max_spread']:g} (pass "
+                                               f"{passes['flagged_pass']} farthest from the median): timings of this "
+                                               f"run are not comparable; re-run on an idle machine[/]"))
     return rows
+
+
+def _pass_p50s(passes: Passes) -> str:
+    per_pass: list[PassFigures] = passes.get("per_pass") or []
+    return "/".join(f"{p['latency_ms']['p50'] or 0:.0f}" for p in per_pass)
+
+
+def _passes_row(passes: Passes) -> tuple[str, str]:
+    """The timed passes: each pass's latency p50, the t-interval over passes (n = passes: few), the spread."""
+    ci: OverPasses = passes.get("latency_p50_ms") or {}
+    interval = (f"geometric mean {ci['geomean']:.0f} ms [95% CI {ci['ci95_low']:.0f}, {ci['ci95_high']:.0f}] "
+                f"({ci['method']})" if ci.get("ci95_low") is not None else "no CI")
+    rel = passes.get("spread")
+    return ("speed over passes", f"latency p50 per pass {_pass_p50s(passes)} ms ({passes['n']} passes, "
+                                 f"{passes.get('order')}); {interval}; spread "
+                                 f"{'n/a' if rel is None else f'{rel:.2f}'} (max {passes.get('max_spread')})")
 
 
 def _cost_rows(record: RunJson) -> list[tuple[str, str]]:

@@ -39,6 +39,13 @@ def sft_examples(task: Task, split: str, use_chat_template: bool, limit: int | N
     if limit:
         rows = rows[: int(limit)]
     out = []
+    many = task.task_kind.sft_rows  # a kind whose row is several examples (agent: one per assistant turn)
+    if many:
+        if not use_chat_template:
+            raise fail("task.kind", f"a {task.kind} task trains on conversations: the model needs a chat template")
+        from slmexp.registry import load_ref
+
+        return [ex for row in rows for ex in load_ref(many)(task.cfg, row)]
     for row in rows:
         if use_chat_template:
             prompt, answer = chat_messages(task.cfg, row, with_answer=True)

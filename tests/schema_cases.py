@@ -23,7 +23,7 @@ BASES: dict[str, list[str]] = {
     "runtime[OpenAIRuntime]": ["runtime=openai"],
     "adapter.base_quantization": ["adapter=qlora"], "adapter": ["adapter=lora"],
     "distill": ["distill=qwen2.5-coder-1.5b", "adapter=lora"], "router": ["router=slm-first"],
-    "logger": ["logger=wandb"],
+    "logger": ["logger=wandb"], "task.agent": ["task=agent-support"],
 }
 _BAD_PATTERN = {"model.source.wheel.sha256": "xyz", "runtime.device": "gpu0", "runtime.base_url": "localhost:8080",
                 "runtime.api_key_env": "1-NOT-A-NAME", "cost.country_iso_code": "usa"}

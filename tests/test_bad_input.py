@@ -172,7 +172,8 @@ def test_every_case_is_listed_in_the_docs_with_its_message(results) -> None:
 # slmexp.cli_errors.bad_word: (argv, None where Hydra's command line is fine, else the whole line after
 # `slmexp: error: ` when it starts with a quote, or a part it must contain). {tmp} has a --config-dir with a group
 # `mygroup`.
-_SUBS = "subcommands: report, rescore"
+_SUBS = "subcommands: report, rescore, verify, export"
+_VERIFY = " (did you mean verify?)"  # `verfy` is one letter from the verify subcommand
 BARE_WORDS: list[tuple[list[str], str | None]] = [
     ([], None),
     (["model=smollm2-135m", "eval.limit=5"], None),
@@ -190,7 +191,7 @@ BARE_WORDS: list[tuple[list[str], str | None]] = [
     (["--help"], None),
     (["--hydra-help"], None),
     (["-sc", "install=bash"], None),
-    (["verfy", "outputs/sweeps/demo"], f"'verfy' is not a subcommand or a key=value override; {_SUBS}"),
+    (["verfy", "outputs/sweeps/demo"], f"'verfy' is not a subcommand or a key=value override; {_SUBS}{_VERIFY}"),
     (["reprot", "DIR"], f"'reprot' is not a subcommand or a key=value override; {_SUBS} (did you mean report?)"),
     (["rescor"], "(did you mean rescore?)"),
     (["modle"], "(did you mean model=<option>?)"),
@@ -199,8 +200,9 @@ BARE_WORDS: list[tuple[list[str], str | None]] = [
     (["sed"], "(did you mean seed=<value>?)"),  # a key of the primary config
     (["model.dtype"], "'model.dtype' is not a subcommand or a key=value override; "
                       f"{_SUBS} (did you mean model.dtype=<value>?)"),
-    (["model=smollm2-135m", "verfy"], f"'verfy' is not a subcommand or a key=value override; {_SUBS}"),
-    (["--cfg", "job", "-m", "verfy"], f"'verfy' is not a subcommand or a key=value override; {_SUBS}"),  # -m: no value
+    (["model=smollm2-135m", "verfy"], f"'verfy' is not a subcommand or a key=value override; {_SUBS}{_VERIFY}"),
+    (["--cfg", "job", "-m", "verfy"],  # -m: no value
+     f"'verfy' is not a subcommand or a key=value override; {_SUBS}{_VERIFY}"),
     (["--config-dir", "{tmp}/conf", "mygrop"], "(did you mean mygroup=<option>?)"),
     (["model=smollm2-135m", "report", "DIR"], f"'report' is a subcommand: it goes first (slmexp report ...), before "
                                               f"any override; {_SUBS}"),
@@ -235,7 +237,8 @@ def test_a_bare_word_exits_2_in_one_line_without_hydra_or_torch(tmp_path) -> Non
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.stdout.split() == ["2", "False"], (proc.stdout, proc.stderr[-2000:])
-    assert proc.stderr.splitlines() == [f"slmexp: error: 'verfy' is not a subcommand or a key=value override; {_SUBS}"]
+    assert proc.stderr.splitlines() == [f"slmexp: error: 'verfy' is not a subcommand or a key=value override; "
+                                        f"{_SUBS}{_VERIFY}"]
     assert not list(tmp_path.iterdir())
 
 
@@ -259,13 +262,14 @@ def _shown(r: dict) -> str:
 
 def write_docs(results: dict[str, dict]) -> None:
     """Regenerate the list in docs/errors.md from a run of the cases (python -m tests.test_bad_input)."""
-    head = DOC.read_text().split("<!-- cases -->")[0] if DOC.exists() else ""
+    head, _, after = (DOC.read_text() if DOC.exists() else "").partition("<!-- cases -->")
+    tail = after[after.find("\n\n"):] if "\n\n" in after else "\n"  # what follows the table (the schema cases)
     rows = []
     for cid, argv, _key, _where in CASES:
         cmd = " ".join(a.replace("{tmp}", "<tmp>").replace("{port}", "<port>") for a in argv)
         rows.append(f"| `{cid}` | `slmexp {cmd}` | {_shown(results[cid]).replace('|', '&#124;')} |")
     DOC.write_text(head + "<!-- cases -->\n| kind | command | the line printed after `slmexp: error:` |\n"
-                   "|---|---|---|\n" + "\n".join(rows) + "\n")
+                   "|---|---|---|\n" + "\n".join(rows) + tail)
 
 
 if __name__ == "__main__":  # python -m tests.test_bad_input: run the list once and rewrite docs/errors.md

@@ -10,10 +10,7 @@ tool results) and what comes back (calls with ids, token counts, timings) is che
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -24,6 +21,7 @@ from slmexp.errors import ConfigError
 from slmexp.runtimes import ChatTurn, capabilities, chat, require_chat, runtime_class, score_labels
 from slmexp.runtimes._chat import parse_tool_calls, render_chat, template_messages
 from slmexp.runtimes._openai_chat import endpoint_messages
+from tests.chat_server import ChatServer, serving
 from tests.conftest import compose
 
 TOOLS = [
@@ -144,71 +142,31 @@ def test_a_template_with_tool_support_renders_them_itself(tokenizer) -> None:
 # --- (a) an OpenAI-compatible endpoint ----------------------------------------------------------------------------
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _send(self, obj: dict) -> None:
-        body = json.dumps(obj).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        self._send({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
-
-    def do_POST(self) -> None:
-        req = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-        self.server.requests.append(req)
-        self._send({"id": "c1", "object": "chat.completion", "model": "scripted", "created": 0,
-                    "choices": [{"index": 0, "finish_reason": "stop", "message": self.server.reply(req)}],
-                    "usage": {"prompt_tokens": 40 + 10 * len(req["messages"]), "completion_tokens": 7,
-                              "total_tokens": 0}})
-
-
-class _Server(ThreadingHTTPServer):
+def _weather(req: dict) -> dict:
     """A model that calls get_weather when a user asks, and answers from the tool's result once it has one.
     `runtime.model=text-calls` writes the call in the content instead (a server without a tool parser)."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        super().__init__(("127.0.0.1", port), _Handler)
-        self.requests: list[dict] = []
-
-    def reply(self, req: dict) -> dict:
-        last = req["messages"][-1]
-        if last["role"] == "tool":
-            return {"role": "assistant", "content": f"It is {json.loads(last['content'])['sky']} in Oslo."}
-        call = {"name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}
-        if req["model"] == "text-calls":
-            return {"role": "assistant", "content": f"<tool_call>{json.dumps(call)}</tool_call>"}
-        return {"role": "assistant", "content": None,
-                "tool_calls": [{"id": "call_abc", "type": "function", "function": call}]}
+    last = req["messages"][-1]
+    if last["role"] == "tool":
+        return {"role": "assistant", "content": f"It is {json.loads(last['content'])['sky']} in Oslo."}
+    call = {"name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}
+    if req["model"] == "text-calls":
+        return {"role": "assistant", "content": f"<tool_call>{json.dumps(call)}</tool_call>"}
+    return {"role": "assistant", "content": None,
+            "tool_calls": [{"id": "call_abc", "type": "function", "function": call}]}
 
 
 @pytest.fixture
-def server() -> Iterator[_Server]:
+def server() -> Iterator[ChatServer]:
     pytest.importorskip("openai")
-    srv = _Server()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(_weather, lambda req: {"prompt_tokens": 40 + 10 * len(req["messages"]),
+                                        "completion_tokens": 7}) as srv:
+        yield srv
 
 
-def _endpoint(srv: _Server, model: str = "scripted"):
+def _endpoint(srv: ChatServer, model: str = "scripted"):
     from slmexp.runtimes.openai import OpenAIRuntime
 
-    return OpenAIRuntime(base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1", model=model)
+    return OpenAIRuntime(base_url=srv.base_url, model=model)
 
 
 def test_two_turns_with_a_tool_on_an_endpoint(server) -> None:

@@ -103,7 +103,9 @@ def _readme_commands() -> list[list[str]]:
 
 
 def _skip_reason(args: list[str]) -> str | None:
-    if args and args[0] in ("report", "rescore"):
+    from slmexp.cli_errors import SUBCOMMANDS
+
+    if args and args[0] in SUBCOMMANDS:  # report, rescore, verify, ...: not a Hydra job
         return f"`slmexp {args[0]}` reads a sweep dir"
     flags = [a for a in args if a.startswith("-") and a not in ("-m", "--multirun")]
     return f"flag {flags[0]} is not a composition" if flags else None

@@ -139,7 +139,7 @@ def test_constrained_endpoint_requests_and_answers(server, tmp_path, task_name, 
     rec = run_job(cfg, tmp_path / "run")
     values = rec["metrics"]["values"]
     asked = [r for r in server.requests if r.get("messages")]
-    assert len(asked) == 4 + 2 and sum(bool(r.get("stream")) for r in asked) == 2
+    assert len(asked) == 4 + 2 * 3 and sum(bool(r.get("stream")) for r in asked) == 2 * 3  # timed: x 3 passes
     if decoding == "free":  # no structured request fields, and the prose the model writes is not valid
         assert not any("response_format" in r or "tools" in r for r in asked)
         assert values[metric] == 0.0
@@ -151,4 +151,4 @@ def test_constrained_endpoint_requests_and_answers(server, tmp_path, task_name, 
             assert r["tool_choice"] == "required" and r["tools"][0]["type"] == "function"
         else:
             assert r["response_format"]["type"] == "json_schema" and r["response_format"]["json_schema"]["strict"]
-    assert rec["speed"]["n_requests"] == 2 and rec["speed"]["output_tokens"]["total"] > 0
+    assert rec["speed"]["n_requests"] == 2 * 3 and rec["speed"]["output_tokens"]["total"] > 0  # x 3 passes

@@ -33,7 +33,9 @@ from slmexp import record_types
 
 ROOT = Path(__file__).resolve().parent.parent
 READERS = sorted([*(p for p in (ROOT / "slmexp" / "report").glob("*.py") if p.name != "__main__.py"),
-                  *(ROOT / "slmexp" / name for name in ("summary.py", "tracking.py", "rescore.py", "callbacks.py"))])
+                  *(ROOT / "slmexp" / name for name in ("summary.py", "tracking.py", "rescore.py", "callbacks.py",
+                                                        "attest.py", "verify.py")),
+                  *(ROOT / "slmexp" / "export").glob("*.py")])
 CHAIN_HELPERS = {"_get"}  # slmexp.report.collect._get(d, *keys): d[k1][k2]... with None for a missing level
 KEY_METHODS = {"get", "pop", "setdefault"}
 PASS_THROUGH = {"sorted", "list", "reversed"}

@@ -254,7 +254,7 @@ def test_outputs_deterministic_and_well_formed(sweep: Path, tmp_path: Path) -> N
     out_a, out_b = tmp_path / "a", tmp_path / "b"
     paths_a = write_report(sweep, out_a)
     paths_b = write_report(sweep, out_b)
-    assert set(paths_a) == {"md", "csv", "tex", "accuracy_vs_latency_png", "accuracy_vs_latency_svg",
+    assert set(paths_a) == {"md", "csv", "tex", "tex_macros", "accuracy_vs_latency_png", "accuracy_vs_latency_svg",
                             "accuracy_vs_cost_png", "accuracy_vs_cost_svg", "flips_json", "html"}
     for key in paths_a:
         assert paths_a[key].read_bytes() == paths_b[key].read_bytes(), key

@@ -11,7 +11,6 @@ latency and there is no decode rate.
 
 from __future__ import annotations
 
-import time
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -20,20 +19,22 @@ NOTE = ("formulation=choice: one timed request = the log-likelihood of every tas
 
 
 def benchmark_choice(runtime: Any, task: Any, rows: list[dict[str, Any]], *, warmup: int,
-                     ids: list[str] | None = None, measure: AbstractContextManager | None = None) -> dict[str, Any]:
-    """Score `warmup` rows untimed, then time one label-scoring request per remaining row; the record's speed
-    figures in the shape `slmexp.bench.benchmark` returns (the fields a generation has are left out)."""
+                     ids: list[str] | None = None, measure: AbstractContextManager | None = None,
+                     passes: int = 1, seed: int | None = None, max_pass_spread: float | None = None) -> dict[str, Any]:
+    """Score `warmup` rows untimed (once), then `passes` passes of one timed label-scoring request per remaining row,
+    each pass in its own seeded order (slmexp.timing_passes); the record's speed figures in the shape
+    `slmexp.bench.benchmark` returns (the fields a generation has are left out)."""
     from slmexp.bench import _percentiles
     from slmexp.label_scoring import label_scorer
+    from slmexp.timing_passes import passes_block, run_passes
 
     one = label_scorer(task, rows)
     for i in range(min(warmup, len(rows))):
         one(runtime, i)
     timed = list(range(warmup, len(rows))) if len(rows) > warmup else list(range(len(rows)))
     with measure or nullcontext():
-        t0 = time.perf_counter()
-        results = [one(runtime, i) for i in timed]
-        wall = time.perf_counter() - t0
+        run = run_passes(lambda k: one(runtime, timed[k]), len(timed), passes, seed)
+    results, wall = run.results, run.wall_s
     lat_ms = [r["latency_s"] * 1000 for r in results]
     ms = {k: round(v, 3) if v is not None else None for k, v in _percentiles(lat_ms).items()}
     out: dict[str, Any] = {
@@ -44,9 +45,11 @@ def benchmark_choice(runtime: Any, task: Any, rows: list[dict[str, Any]], *, war
         "usage": {"requests": len(results), "output_tokens": 0,
                   "input_tokens": int(sum(r["input_tokens"] for r in results)), "source": "model tokenizer"},
         "timing_note": NOTE,
+        "passes": passes_block(run, latency_key="latency_s", ttft_key="latency_s", max_spread=max_pass_spread),
     }
+    out["unstable"] = out["passes"]["unstable"]
     if ids is not None:
-        out["requests"] = [{"id": str(ids[i]), "latency_ms": round(r["latency_s"] * 1000, 3),
-                            "ttft_ms": round(r["latency_s"] * 1000, 3), "output_tokens": 0}
-                           for i, r in zip(timed, results, strict=True)]
+        out["requests"] = [{"id": str(ids[timed[r["index"]]]), "pass_number": r["pass_number"],
+                            "latency_ms": round(r["latency_s"] * 1000, 3), "ttft_ms": round(r["latency_s"] * 1000, 3),
+                            "output_tokens": 0} for r in results]
     return out

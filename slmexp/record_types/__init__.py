@@ -22,7 +22,14 @@ from typing import Any, Literal
 
 from typing_extensions import NotRequired, TypedDict
 
-from slmexp.record_types.extras import DistillBlock, FidelityBlock, FidelityParent, RoutedSystem, RouterBlock
+from slmexp.record_types.extras import (
+    AttestationBlock,
+    DistillBlock,
+    FidelityBlock,
+    FidelityParent,
+    RoutedSystem,
+    RouterBlock,
+)
 from slmexp.record_types.job import ModelBlock, ProvenanceBlock, QuantizationBlock, RunBlock, RunError, TrainBlock
 from slmexp.record_types.measure import (
     ConcurrentCost,
@@ -37,6 +44,7 @@ from slmexp.record_types.measure import (
 
 __all__ = [
     "SCHEMA",
+    "AttestationBlock",
     "ConcurrentCost",
     "CostBlock",
     "DistillBlock",
@@ -82,3 +90,4 @@ class RunJson(TypedDict):
     fidelity: NotRequired[FidelityBlock | None]  # quantized runs: against the full-precision parent
     distill: NotRequired[DistillBlock | None]  # distill runs: the teacher's labels
     router: NotRequired[RouterBlock | None]  # router runs: the routed system and each model alone
+    attestation: NotRequired[AttestationBlock | None]  # runs with generations.jsonl: results and outputs sha256

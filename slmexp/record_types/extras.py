@@ -137,3 +137,16 @@ class RouterBlock(TypedDict, total=False):
     wall_s: float
     samples: str
     cache_files: SlmLlmFiles
+
+
+class AttestationBlock(TypedDict, total=False):
+    """`attestation` (runs with a per-example store): fingerprints of the results and of the answers behind them, so
+    a table can be checked against the files it was made from (`slmexp verify`; slmexp.attest says how each is
+    computed)."""
+
+    results_sha256: str  # sha256 of the canonical JSON of the attested metrics fields (`covers`)
+    outputs_sha256: str  # sha256 over every example's per-example hash (raw and extracted answer), in id order
+    canonical: str  # how JSON was made canonical (RFC 8785 JCS, the rfc8785 package and its version)
+    covers: list[str]  # the `metrics` fields results_sha256 covers
+    n_examples: int  # examples in outputs_sha256
+    examples: str  # the per-example hashes (attest.jsonl), relative to the run dir

@@ -111,12 +111,53 @@ class TimedRequest(TypedDict, total=False):
     """One timed request, by example id: the report pairs them across runs."""
 
     id: str
+    # which timed pass (1..eval.bench.passes) sent it: an id appears once per pass; the report pools an id's passes
+    pass_number: int
     latency_ms: float
     ttft_ms: float
     output_tokens: int
     # the request's price in USD, where a writer records it: the report's cost-ratio CI then pairs requests by it
     # (slmexp.report.compare). No slmexp stage writes it yet; on a hardware basis latency stands in for it
     usd: float
+
+
+class PassFigures(TypedDict, total=False):
+    """One timed pass (`speed.passes.per_pass`): its own percentiles over its requests."""
+
+    pass_number: int  # 1-based, in the order the passes ran
+    n_requests: int
+    wall_s: float
+    latency_ms: Percentiles
+    ttft_ms: Percentiles
+
+
+class OverPasses(TypedDict, total=False):
+    """A figure over the passes: their geometric mean and the Student-t 95% interval of it, computed on the log
+    scale (null with one pass). With 3 passes, 2 degrees of freedom: t = 4.30, a wide interval."""
+
+    n: int  # passes
+    geomean: float | None
+    sd_log: float | None  # sample SD of the passes' natural logs
+    ci95_low: float | None
+    ci95_high: float | None
+    method: str
+
+
+class Passes(TypedDict, total=False):
+    """`speed.passes` (eval.bench.passes): the timed requests repeated, each pass in its own shuffled order, warm-up
+    once before pass 1 (slmexp.timing_passes; [measurement.md](measurement.md))."""
+
+    n: int  # passes run
+    order: str  # "shuffled per pass" (seeded) | "as given"
+    seed: int | None  # the job's seed, which shuffled every pass
+    headline: str  # how speed.latency_ms / ttft_ms relate to the passes: pooled over every pass
+    per_pass: list[PassFigures]
+    latency_p50_ms: OverPasses  # over the passes' latency p50
+    ttft_p50_ms: OverPasses  # over the passes' TTFT p50
+    spread: float | None  # (max - min) / median of the passes' latency p50; null with one pass
+    max_spread: float | None  # eval.bench.max_pass_spread
+    unstable: bool  # spread > max_spread: the passes disagree, the speed figures are not comparable
+    flagged_pass: int | None  # when unstable: the pass whose latency p50 lies farthest from the passes' median
 
 
 class ConcurrentSpeed(TypedDict, total=False):
@@ -204,8 +245,8 @@ class SpeedBlock(TypedDict, total=False):
     eval_dtype: str | None
     eval_shared_prefix: EvalSharedPrefix | None
     accuracy_pass: AccuracyPass
-    n_requests: int  # timed requests
-    warmup_requests: int
+    n_requests: int  # timed requests, every pass (passes.n x the prompts timed)
+    warmup_requests: int  # untimed, once, before pass 1
     max_new_tokens: int  # the timed requests' budget: the accuracy pass's where it generated
     max_new_tokens_from: str  # where max_new_tokens came from (and a configured value that was not used)
     stop: list[str]  # the timed requests' stop strings: the accuracy pass's
@@ -222,9 +263,11 @@ class SpeedBlock(TypedDict, total=False):
     output_tokens: TokenCounts
     requests_per_s: float | None  # timed requests / their wall time, one at a time
     output_tokens_per_s: float | None
-    wall_s: float  # of the timed requests
+    wall_s: float  # of the timed requests, every pass
     usage: Usage
     requests: list[TimedRequest]
+    passes: Passes  # each timed pass's figures, the CI over passes, their spread
+    unstable: bool  # = passes.unstable, flat for tables: the passes' spread is above eval.bench.max_pass_spread
     concurrent: ConcurrentSpeed
     energy: EnergyBlock  # cost.energy=true, local runtimes: the timed sequential requests only
     peak_rss_mb: float | None  # serving peak: load + evaluate + benchmark

@@ -114,13 +114,16 @@ def build_report(root: Path, out_dir: Path | None = None, baseline: str | None =
         caption: text put in front of the generated caption.
 
     Returns:
-        {"md", "csv", "tex", "accuracy_vs_latency_png", ..._svg, "accuracy_vs_cost_png", ..._svg} -> path, plus
+        {"md", "csv", "tex", "tex_macros" (comparison.macros.tex: one LaTeX macro per cell and claim),
+        "accuracy_vs_latency_png", ..._svg, "accuracy_vs_cost_png", ..._svg} -> path, plus
         {"router_md", "router_csv", "router_png", "router_svg"} when some run routed, "claims_json" when the
         sweep states claims (slmexp.report.claims), and "flips_json", "html" (the self-contained report.html).
     """
     root = Path(root)
     out = Path(out_dir) if out_dir is not None else root
     out.mkdir(parents=True, exist_ok=True)
+    from slmexp.export.latex import macros_tex as _macros
+
     records = collect(root)
     df = build_table(records, baseline=baseline)
     reviewer = ReviewerView(records, df)  # flips, quantization fidelity, every arm's answers (report.html)
@@ -130,6 +133,8 @@ def build_report(root: Path, out_dir: Path | None = None, baseline: str | None =
                          to_markdown(df, caption) + claims.to_markdown(verdicts) + reviewer.markdown),
         "csv": write_text(out / "comparison.csv", to_csv(df)),
         "tex": write_text(out / "comparison.tex", to_latex(df, caption)),
+        # one \newcommand per cell and claim (slmexp.export.latex; imported here: slmexp.export reads this package)
+        "tex_macros": write_text(out / "comparison.macros.tex", _macros(records, df, verdicts)),
     }
     has_cost = bool(df["usd_per_1k_req"].notna().any())
     plots = [

@@ -86,9 +86,15 @@ METRICS: dict[str, Metric] = {
                         "how many times cheaper per 1k requests than the baseline = 1 / cost_ratio",
                         convert=lambda r: 1.0 / r if r > 0 else math.inf,
                         inverse=lambda v: 1.0 / v if v > 0 else math.inf, increasing=False),
+    "cheaper_per_correct_x": Metric(
+        "cost_per_correct_ratio", ("cost_per_correct_ratio_ci95_low", "cost_per_correct_ratio_ci95_high"),
+        "how many times cheaper per correct answer (agents: per solved episode) than the baseline",
+        convert=lambda r: 1.0 / r if r > 0 else math.inf, inverse=lambda v: 1.0 / v if v > 0 else math.inf,
+        increasing=False),
     "size_reduction_pct": Metric("size_mb", None, "100 x (1 - size / reference size), weights on disk (exact)"),
 }
-_TABLE_NAMES = {"retained_pct": "retained %", "speedup": "speed-up", "cost_ratio": "cost ratio"}
+_TABLE_NAMES = {"retained_pct": "retained %", "speedup": "speed-up", "cost_ratio": "cost ratio",
+                "cost_per_correct_ratio": "cost per correct ratio"}
 
 
 def _fail(i: int, field: str, message: str) -> ConfigError:

@@ -17,6 +17,7 @@ from slmexp.cache import read_jsonl
 from slmexp.fingerprint import trains
 from slmexp.record import RECORD_NAME, load
 from slmexp.record_types import (
+    AttestationBlock,
     CostBlock,
     MetricsBlock,
     ModelBlock,
@@ -118,7 +119,8 @@ def _load_samples(rec: CollectedRun, metric: str | None) -> dict[str, float] | N
 
 
 def _load_requests(rec: CollectedRun) -> dict[str, dict[str, float]] | None:
-    """Per-request figures of the speed stage keyed by example id: {id: {"latency_ms": ms, "usd": USD?}}.
+    """Per-request figures of the speed stage keyed by example id: {id: {"latency_ms": ms, "usd": USD?}}, each the
+    mean over the id's timed passes.
 
     Read from `speed.requests`, either a list of {"id", "latency_ms", "usd"?} dicts or the path (relative to the run
     dir) of a JSONL file of such lines. Only these let the speed-up and cost ratio get paired CIs: the two rows'
@@ -134,19 +136,21 @@ def _load_requests(rec: CollectedRun) -> dict[str, dict[str, float]] | None:
     if not isinstance(src, list):
         return None
     items: list[TimedRequest] = src
-    out: dict[str, dict[str, float]] = {}
+    per_id: dict[str, dict[str, list[float]]] = {}  # id -> field -> one value per pass
     for item in items:
         if not isinstance(item, dict) or item.get("id") is None:
             continue
         lat = _num(item.get("latency_ms"))
         if lat is None:
             continue
-        entry = {"latency_ms": lat}
+        entry = per_id.setdefault(str(item["id"]), {"latency_ms": []})
+        entry["latency_ms"].append(lat)
         usd = _num(item.get("usd"))
         if usd is not None:
-            entry["usd"] = usd
-        out[str(item["id"])] = entry
-    return out or None
+            entry.setdefault("usd", []).append(usd)
+    # eval.bench.passes sends every id once per pass (`pass_number`): an id's figure is the mean over its passes, the
+    # request's expected time and cost (cost weights add up), so pairing by id is unchanged by the number of passes
+    return {i: {k: sum(v) / len(v) for k, v in fields.items()} for i, fields in per_id.items()} or None
 
 
 def _contended(speed: SpeedBlock) -> bool | None:
@@ -302,6 +306,7 @@ def _run_info(rec: CollectedRun) -> dict[str, Any]:
         no_correct = cost.get("usd_per_correct_note") or ("no correct answer" if usd_1k is not None and acc == 0
                                                           else None)
     selection = metrics.get("selection")
+    attested: AttestationBlock = rec.get("attestation") or {}
     return {
         "task": str(metrics.get("task") or _get(cfg, "task", "name") or "?"),
         "model": name,
@@ -328,6 +333,9 @@ def _run_info(rec: CollectedRun) -> dict[str, Any]:
         "weights_provenance": str(model.get("weights_provenance") or ""),
         "selection": selection if isinstance(selection, dict) else None,
         "usd_per_correct_note": str(no_correct or ""),
+        # slmexp.attest: the sha256 of the metrics and of the stored answers (empty: recorded before attestation)
+        "results_sha256": str(attested.get("results_sha256") or ""),
+        "outputs_sha256": str(attested.get("outputs_sha256") or ""),
         "config": _config_key(rec),
         "dir": str(rec.get("_rel") or rec.get("_dir") or run.get("run_dir") or ""),
     }

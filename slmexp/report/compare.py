@@ -31,7 +31,7 @@ from slmexp.report.stats import (
 )
 
 # Relative columns emptied when a row is not comparable with its baseline.
-RELATIVE = ("retained_pct", "accuracy_delta", "speedup", "cost_ratio")
+RELATIVE = ("retained_pct", "accuracy_delta", "speedup", "cost_ratio", "cost_per_correct_ratio")
 
 
 def _per_id(runs: list[dict[str, Any]], key: str, field: str | None = None) -> dict[str, float] | None:
@@ -174,6 +174,8 @@ def fill_row(row: dict[str, Any], base: dict[str, Any] | None, base_lat: float |
         m["accuracy_delta"] = acc - base_acc if acc_ok and acc is not None and base_acc is not None else None
         m["speedup"] = base_lat / lat if speed_ok and base_lat is not None and lat else None
         m["cost_ratio"] = cost / base_cost if speed_ok and cost is not None and base_cost else None
+        cpc, base_cpc = m["usd_per_1k_correct"], _base_per_correct(base)
+        m["cost_per_correct_ratio"] = cpc / base_cpc if acc_ok and speed_ok and cpc is not None and base_cpc else None
         per_run.append(m)
     row["_agg"] = {c: mean_std(m.get(c) for m in per_run) for c in per_run[0]}
     row["ci95_low"], row["ci95_high"], row["ci_method"] = accuracy_ci(row)
@@ -205,6 +207,42 @@ def fill_row(row: dict[str, Any], base: dict[str, Any] | None, base_lat: float |
             ci = paired_bootstrap_ci(*cost_pair, MEAN_RATIO)
             if ci is not None and full:  # the recorded ratio, rescaled by the resampled per-request ratio
                 _set_ci(row, "cost_ratio", (ci[0] * point / full, ci[1] * point / full))
+        _per_correct_ci(row, base, cost_pair)
+
+
+def _base_per_correct(base: dict[str, Any] | None) -> float | None:
+    values = [r["measured"]["usd_per_1k_correct"] for r in (base or {}).get("_runs") or []]
+    return None if not values or None in values else sum(values) / len(values)
+
+
+def _per_correct_ci(row: dict[str, Any], base: dict[str, Any], cost_pair: Any) -> None:
+    """The CI of cost_per_correct_ratio ($ per correct answer vs the baseline's: agents' $ per solved episode): a
+    paired bootstrap over the ids with both a timed request and a score (stats' resamples, seed and level), of
+    (row cost / row successes) / (baseline cost / baseline successes), rescaled to the recorded ratio as
+    cost_ratio's is. Resamples where either side solved nothing are dropped; too many dropped: no CI."""
+    import numpy as np
+
+    from slmexp.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CI_LEVEL
+
+    point = row["_agg"]["cost_per_correct_ratio"][0]
+    costs = (_cost_weights(row["_runs"]), _cost_weights(base["_runs"]))
+    scores = (_per_id(row["_runs"], "samples"), _per_id(base["_runs"], "samples"))
+    if point is None or cost_pair is None or not all(costs) or not all(scores):
+        return
+    ids = sorted(set(costs[0]) & set(costs[1]) & set(scores[0]) & set(scores[1]))
+    if not ids:
+        return
+    c, s, bc, bs = (np.asarray([m[i] for i in ids], dtype=float) for m in (costs[0], scores[0], costs[1], scores[1]))
+    idx = np.random.default_rng(BOOTSTRAP_SEED).integers(0, len(ids), size=(BOOTSTRAP_RESAMPLES, len(ids)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        full = (c.mean() / s.mean()) / (bc.mean() / bs.mean())
+        values = (c[idx].mean(1) / s[idx].mean(1)) / (bc[idx].mean(1) / bs[idx].mean(1))
+    values = values[np.isfinite(values)]
+    alpha = (1.0 - CI_LEVEL) / 2
+    if not np.isfinite(full) or not full or values.size < BOOTSTRAP_RESAMPLES * (1 - alpha):
+        return
+    low, high = np.percentile(values, [100 * alpha, 100 * (1 - alpha)])
+    _set_ci(row, "cost_per_correct_ratio", (low * point / full, high * point / full))
 
 
 def _np_row(values: list[float]) -> Any:

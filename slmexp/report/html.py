@@ -19,7 +19,15 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slmexp.report.render import _MD_COLUMNS, _caption, _cells, _columns, write_text
+from slmexp.report.render import (
+    _MD_COLUMNS,
+    ATTESTATION_NOTE,
+    _caption,
+    _cells,
+    _columns,
+    attestation_lines,
+    write_text,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -121,8 +129,12 @@ def comparison_html(df: pd.DataFrame, caption: str | None) -> str:
     records = df.to_dict("records")
     rows = [_cells(r, cols, " ± ") for r in records]
     classes = ["baseline" if r["is_baseline"] else "" for r in records]
+    attested = attestation_lines(df)
+    footnote = (f'<p class="caption" id="attestation"><b>Attestation.</b> {_e(ATTESTATION_NOTE)}</p><ul>'
+                + "".join(f"<li><code>{_e(line)}</code></li>" for line in attested) + "</ul>") if attested else ""
     return (f'<p class="caption">{_e(_caption(df, caption))}</p>'
-            + _table([h for _c, h, _s in cols], rows, [s != "s" for _c, _h, s in cols], classes, "comparison"))
+            + _table([h for _c, h, _s in cols], rows, [s != "s" for _c, _h, s in cols], classes, "comparison")
+            + footnote)
 
 
 def claims_html(claims: list[dict[str, Any]]) -> str:

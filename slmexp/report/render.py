@@ -193,8 +193,27 @@ def _caption(df: pd.DataFrame, caption: str | None) -> str:
     return " ".join(parts)
 
 
+ATTESTATION_NOTE = ("sha256, first 12 hex digits, of each run's metrics (results) and of its stored answers, raw and "
+                    "extracted (outputs); the full hashes are in comparison.csv and each run.json. `slmexp verify "
+                    "DIR` recomputes them from the run dirs and names the first example whose answer differs.")
+
+
+def attestation_lines(df: pd.DataFrame) -> list[str]:
+    """`<row>: results <12 hex>, outputs <12 hex>` per row with an attestation (one pair per seed); a footnote
+    rather than a column, so the table stays readable."""
+    out = []
+    for row in df.to_dict("records"):
+        pairs = zip(str(row.get("results_sha256") or "").split(";"), str(row.get("outputs_sha256") or "").split(";"),
+                    strict=False)
+        shown = [f"results {r[:12]}, outputs {o[:12]}" for r, o in pairs if r or o]
+        if shown:
+            out.append(f"{_row_name(row)}: {'; '.join(shown)}")
+    return out
+
+
 def to_markdown(df: pd.DataFrame, caption: str | None = None) -> str:
-    """The table as GitHub Markdown with its caption paragraph above (no tabulate dependency)."""
+    """The table as GitHub Markdown with its caption paragraph above (no tabulate dependency) and the attestation
+    footnote below."""
     cols = _columns(df, _MD_COLUMNS)
     headers = [h for _c, h, _s in cols]
     lines = [f"**Comparison.** {_caption(df, caption)}", "", "| " + " | ".join(headers) + " |",
@@ -202,6 +221,9 @@ def to_markdown(df: pd.DataFrame, caption: str | None = None) -> str:
     for row in df.to_dict("records"):
         cells = [c.replace("|", "\\|") for c in _cells(row, cols, " ± ")]
         lines.append("| " + " | ".join(cells) + " |")
+    attested = attestation_lines(df)
+    if attested:
+        lines += ["", f"**Attestation.** {ATTESTATION_NOTE}", "", *(f"- {line}" for line in attested)]
     return "\n".join(lines) + "\n"
 
 

@@ -34,13 +34,14 @@ ID_COLUMNS = ["label", "task", "split", "model", "weights_provenance", "role", "
 MEASURED = ["accuracy", "strict_match", "validity", "accuracy_delta", "retained_pct", "latency_p50_ms",
             "latency_p95_ms", "ttft_p50_ms", "decode_tok_s", "requests_per_s", "peak_rss_mb", "rss_at_load_mb",
             "eval_ms_per_example",
-            "usd_per_1k_req", "usd_per_1m_tok", "usd_per_1k_correct", "speedup", "cost_ratio"]
+            "usd_per_1k_req", "usd_per_1m_tok", "usd_per_1k_correct", "speedup", "cost_ratio", "cost_per_correct_ratio"]
 # Columns that are not averaged: constant over seeds, or computed once for the whole row.
 SINGLE = ["ci95_low", "ci95_high", "size_mb", "f16_mb", "n_paired", "mcnemar_b", "mcnemar_c", "mcnemar_p",
           "mcnemar_p_holm",
           *[f"{c}_ci95_{end}" for c in RELATIVE for end in ("low", "high")]]
 # Text/flag columns: how a figure was obtained or why it is missing (empty = not recorded).
-NOTES = ["ci_method", "contended", "selection", "usd_per_1k_correct_note", "compare_note"]
+NOTES = ["ci_method", "contended", "selection", "usd_per_1k_correct_note", "compare_note", "results_sha256",
+         "outputs_sha256"]
 
 # Meaning and unit of every column (the Markdown caption and the CLI's --help draw on this).
 COLUMN_DOC: dict[str, str] = {
@@ -101,12 +102,17 @@ COLUMN_DOC: dict[str, str] = {
                  "are on the test split",
     "speedup": "baseline latency p50 / row latency p50 (>1 = faster than baseline)",
     "cost_ratio": "row $/1k requests / baseline $/1k requests (<1 = cheaper than baseline)",
+    "cost_per_correct_ratio": "row $ per correct answer / baseline's (agents: $ per solved episode; <1 = cheaper)",
     "n_paired": "test examples shared with the baseline run (matched by id)",
     "mcnemar_b": "paired examples the row gets right and the baseline wrong, summed over the row's seeds",
     "mcnemar_c": "paired examples the row gets wrong and the baseline right, summed over the row's seeds",
     "mcnemar_p": "two-sided exact McNemar p-value vs the baseline on the pooled b, c of every seed (raw)",
     "mcnemar_p_holm": "mcnemar_p Holm-adjusted across the rows of the task's table compared with its baseline",
     "compare_note": "why the relative columns are empty: the row was evaluated on a different example set",
+    "results_sha256": "sha256 of the run's attested metrics (RFC 8785 canonical JSON; slmexp.attest), one per seed "
+                      "joined by ';'; empty: recorded before attestation",
+    "outputs_sha256": "sha256 over every example's raw and extracted answer in generations.jsonl (id order), one per "
+                      "seed joined by ';'; `slmexp verify` recomputes both",
 }
 
 
@@ -261,4 +267,6 @@ def _notes(runs: list[dict[str, Any]]) -> dict[str, Any]:
     selections = sorted({selection_text(r["selection"]) for r in runs if r["selection"]})
     cost_notes = sorted({r["usd_per_correct_note"] for r in runs if r["usd_per_correct_note"]})
     return {"contended": any(flags) if flags else None, "selection": " | ".join(selections),
-            "usd_per_1k_correct_note": "; ".join(cost_notes)}
+            "usd_per_1k_correct_note": "; ".join(cost_notes),
+            **{key: ";".join(r[key] for r in runs) if any(r[key] for r in runs) else ""
+               for key in ("results_sha256", "outputs_sha256")}}

@@ -32,13 +32,15 @@ from slmexp.runtimes.facts import (
     chat,
     last_usage,
     preflight,
+    request_latencies,
     require_chat,
     score_labels,
     serving_facts,
 )
 
 __all__ = ["NEEDS", "RUNTIMES", "Capabilities", "ChatTurn", "Runtime", "build_runtime", "capabilities", "chat",
-           "last_usage", "preflight", "require_chat", "runtime_class", "score_labels", "serving_facts"]
+           "last_usage", "preflight", "request_latencies", "require_chat", "runtime_class", "score_labels",
+           "serving_facts"]
 
 NEEDS = ("checkpoint", "gguf", "onnx", "endpoint")  # the artifacts a runtime can load (see `Runtime.needs`)
 

@@ -69,6 +69,13 @@ def last_usage(runtime: Any) -> dict[str, Any]:
     return dict(getattr(runtime, "last_usage", None) or {})
 
 
+def request_latencies(lm: Any) -> list[float] | None:
+    """The list an `lm_eval_model()` appends each accuracy-pass request's seconds to (`request_latencies_s`, the
+    Protocol's optional per-request timing), or None where it keeps none; slmexp.evaluate clears it before the pass."""
+    latencies = getattr(lm, "request_latencies_s", None)
+    return latencies if isinstance(latencies, list) else None
+
+
 def _name(runtime: Any) -> str:
     """The runtime's config name (a built runtime's `name`), else its class name."""
     name = getattr(runtime, "name", None)

@@ -154,6 +154,13 @@ class Generation(Node):
     until: list[str] | None = None
 
 
+class Agent(Node):
+    """Kind `agent`: the tools module (a `.py` file or a module name) and the model calls an episode may make."""
+
+    tools: str = Field(min_length=1)
+    max_steps: PosInt = 6
+
+
 class Task(Node):
     name: str = Field(min_length=1)
     kind: str  # one of slmexp.tasks.kinds.KINDS: checked in slmexp.schema.rules (the kinds are plug-ins)
@@ -173,6 +180,7 @@ class Task(Node):
     train_gradient_accumulation_steps: PosInt | None = None
     names: list[str] | None = None  # lm_eval: lm-eval's task names
     include_path: str | None = None
+    agent: Agent | None = None  # kind agent (slmexp.tasks.agent)
 
 
 # --- train / eval -----------------------------------------------------------------------------------------------------
@@ -218,6 +226,8 @@ class Bench(Node):
     max_new_tokens: PosInt | None = None
     concurrency: PosInt
     contention_threshold: NonNegNum
+    passes: PosInt | None = None  # timed passes (slmexp.timing_passes; absent: 3)
+    max_pass_spread: NonNegNum | None = None  # relative spread of the passes' latency p50 that flags them (absent: 0.2)
 
 
 class Fidelity(Node):
@@ -295,8 +305,9 @@ class Cost(Node):
 
 
 class Logger(Node):
-    name: Literal["none", "wandb"]
+    name: Literal["none", "wandb", "trackio"]
     project: str | None = None
+    dir: str | None = Field(default=None, min_length=1)  # trackio: its storage dir (TRACKIO_DIR)
     entity: str | None = None
     mode: Literal["offline", "online", "disabled"] | None = None
     group: str | None = None

@@ -103,6 +103,10 @@ def task_fits_its_kind(cfg: DictConfig) -> None:
     if cfg.task.primary_metric not in KINDS[kind].metrics:
         raise fail("task.primary_metric", f"{cfg.task.primary_metric!r} is not a {kind} metric; one of "
                    f"{', '.join(KINDS[kind].metrics)}")
+    if KINDS[kind].runner:  # the kind plays conversations itself (agent episodes): the runtime must chat
+        from slmexp.runtimes import require_chat, runtime_class
+
+        require_chat(runtime_class(cfg.runtime), key="runtime.name", name=str(cfg.runtime.name))
 
 
 def _lm_eval_task(cfg: DictConfig) -> None:

@@ -84,16 +84,19 @@ def _accuracy_speed(runtime: Any, result: Any) -> dict[str, Any]:
     }
     if result.accuracy_pass:  # per-request latency of the accuracy pass itself, where the runtime timed it
         speed["accuracy_pass"] = result.accuracy_pass
+    speed.update(result.speed or {})  # a kind's own runner timed what it scored (one request = one episode)
     return speed
 
 
 def timed_requests(cfg: DictConfig, plan: Plan, runtime: Any, generation: Any) -> dict[str, Any]:
     """The speed stage: the task's first `n_bench` prompts, as scored (a choice task: every label's
-    log-likelihood), with the energy tracker around them; the `speed` figures."""
+    log-likelihood), warm-up once then `eval.bench.passes` shuffled passes, with the energy tracker around the
+    passes; the `speed` figures."""
     from slmexp import decoding
     from slmexp.bench import benchmark
     from slmexp.cost import energy_tracker
     from slmexp.tasks import lm_eval_doc, render_prompt
+    from slmexp.timing_passes import DEFAULT_MAX_SPREAD, DEFAULT_PASSES
 
     task, bench_cfg = plan.task, cfg.eval.bench
     ids = None  # the timed requests' example ids: the report pairs them with the baseline's
@@ -107,14 +110,18 @@ def timed_requests(cfg: DictConfig, plan: Plan, runtime: Any, generation: Any) -
         ids = [lm_eval_doc(task, split, i, r)["id"] for i, r in enumerate(rows)]
     energy: dict[str, Any] = {}
     measure = energy_tracker(cfg.get("cost"), enabled=not plan.remote, sink=energy)
+    # r passes, each in an order shuffled with the job's seed (slmexp.timing_passes); warm-up once, before pass 1
+    repeat = {"passes": int(bench_cfg.get("passes") or DEFAULT_PASSES), "seed": int(cfg.seed),
+              "max_pass_spread": float(bench_cfg.get("max_pass_spread", DEFAULT_MAX_SPREAD))}
     if decoding.formulation(task.cfg) == "choice":
         from slmexp.decoding.choice import benchmark_choice
 
-        timed = benchmark_choice(runtime, task, rows, warmup=int(bench_cfg.warmup), ids=ids, measure=measure)
+        timed = benchmark_choice(runtime, task, rows, warmup=int(bench_cfg.warmup), ids=ids, measure=measure,
+                                 **repeat)
     else:
         timed = benchmark(runtime, prompts, max_new_tokens=int(bench_cfg.max_new_tokens),
                           warmup=int(bench_cfg.warmup), concurrency=int(bench_cfg.get("concurrency") or 1),
-                          measure=measure, generation=generation, ids=ids)
+                          measure=measure, generation=generation, ids=ids, **repeat)
     if energy:
         timed["energy"] = energy
     return timed
@@ -159,7 +166,8 @@ def run(cfg: DictConfig, plan: Plan, served: Served, run_dir: Path, record: RunR
     """Load, evaluate, time, measure: writes `metrics`, `speed` (and `quantization`'s memory footprint, `fidelity`)
     into the record as each is known, so a job killed while timing keeps its accuracy."""
     from slmexp import decoding, gencache
-    from slmexp.evaluate import evaluate
+    from slmexp.attest import attest
+    from slmexp.evaluate import evaluate_served
     from slmexp.runtimes import build_runtime, serving_facts
 
     release_freed_memory()  # what training, export and conversion freed goes back to the OS before the peaks reset
@@ -179,11 +187,12 @@ def run(cfg: DictConfig, plan: Plan, served: Served, run_dir: Path, record: RunR
     gen_cache = gencache.open_for(cfg, artifact.path or served.model_path, served.runtime_adapter, plan.remote)
     with runtime:
         with stage("evaluate"), ContentionGuard(threshold, workload) as guard:
-            result = evaluate(runtime.lm_eval_model(), plan.task, cfg.eval, run_dir / "lm_eval",
-                              runtime.uses_chat_template(), bench_prompts=plan.n_bench,
-                              cache=None if gen_cache is None else gen_cache["file"])
+            result = evaluate_served(runtime, plan.task, cfg.eval, run_dir / "lm_eval", constraints=plan.constraints,
+                                     bench_prompts=plan.n_bench,
+                                     cache=None if gen_cache is None else gen_cache["file"])
         windows["evaluate"] = guard.result
         record.set("metrics", _metrics_block(cfg, plan, result, run_dir))
+        record.set("attestation", attest(run_dir, record.data["metrics"]))  # results + outputs sha256 (`slmexp verify`)
         speed = _accuracy_speed(runtime, result)
         if gen_cache is not None:
             record.data["metrics"]["generation_cache"] = gencache.block(gen_cache, result.n_examples)

@@ -50,6 +50,8 @@ def run(cfg: DictConfig) -> Plan:
     task = load_task(cfg.task, splits_needed(cfg, needs_train))
     bench_cfg = cfg.eval.get("bench")
     n_bench = int(bench_cfg.warmup) + int(bench_cfg.n) if bench_cfg and int(bench_cfg.n) > 0 else 0
+    if task.task_kind.runner:  # a kind's own runner times every episode it scores: no separate speed pass
+        n_bench = 0
     if task.task_kind.lm_eval_native:
         from slmexp.evaluate import prepare_lm_eval
 

@@ -163,7 +163,7 @@ def render_prompt(task_cfg: DictConfig, row: dict[str, Any]) -> str:
     tools = _field(task_cfg, row, "tools") or []
     template = _jinja_env().from_string(str(task_cfg.prompt))
     return template.render(text=row[task_cfg.fields.text], labels=labels, row=row,
-                           tools=[t.get("function", t) for t in tools],
+                           tools=[t.get("function", t) if isinstance(t, dict) else t for t in tools],  # agent: names
                            context=_field(task_cfg, row, "context")).strip()
 
 

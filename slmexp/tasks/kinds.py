@@ -124,6 +124,20 @@ def check_call(value: Any, labels: set[str]) -> str | None:
     return None
 
 
+def check_tool_names(value: Any, labels: set[str]) -> str | None:
+    ok = isinstance(value, list) and value and all(isinstance(n, str) and n for n in value)
+    return None if ok else f"must be a non-empty list of tool names, got {value!r}"
+
+
+def check_episode_gold(value: Any, labels: set[str]) -> str | None:
+    """An agent episode's gold: `calls` (the gold trajectory, [{"name", "arguments"}]), `answer` (the facts the
+    final answer must state) and `reply` (the gold final answer, a training target)."""
+    if not isinstance(value, dict) or not isinstance(value.get("calls"), list) or not isinstance(
+            value.get("answer"), list) or not isinstance(value.get("reply"), str):
+        return f'must be {{"calls": [...], "answer": [...], "reply": str}}, got {str(value)[:80]}'
+    return next((f"calls[{i}]: {why}" for i, c in enumerate(value["calls"]) if (why := check_call(c, labels))), None)
+
+
 def check_call_offered(row: Mapping[str, Any], fields: Any) -> str | None:
     """The gold call names one of the tools the row offers (else no answer could be right)."""
     offered = {t.get("function", t)["name"] for t in row[fields.tools]}
@@ -156,6 +170,13 @@ def extract_first_line(doc: Mapping[str, Any], raw: str) -> str:
     """The first line of the output (a QA answer)."""
     text = raw.strip()
     return text.splitlines()[0].strip() if text else ""
+
+
+def extract_episode(doc: Mapping[str, Any], raw: str) -> dict[str, Any]:
+    """An agent episode's final answer and the checker's verdict (raw: its transcript; slmexp.tasks.agent)."""
+    from slmexp.tasks.agent.judge import extract
+
+    return extract(doc, raw)
 
 
 # --- distillation and routing rules ---------------------------------------------------------------------------------
@@ -232,6 +253,14 @@ class TaskKind:
     validity: Callable[[str, Any], float] | None = None
     # routing: the confidence function `router.confidence: null` picks ("label_prob" | "validity")
     default_confidence: str | None = None
+    # the kind's own evaluation, "module:attr" of `(runtime, task, eval_cfg, out_dir, *, constraints) -> EvalResult`,
+    # called by the serving stage instead of lm-eval (kind `agent`: multi-turn episodes are no one lm-eval request).
+    # It writes samples/generations in lm-eval's shapes and times what it scores (EvalResult.speed): the serving
+    # stage then runs no separate speed pass. It needs the runtime's `chat` capability (checked at config time).
+    runner: str | None = None
+    # training rows other than one prompt/answer pair per row: "module:attr" of `(task_cfg, row) -> [{"prompt":
+    # [messages], "completion": [message]}]` (kind `agent`: one example per assistant turn of a gold trajectory)
+    sft_rows: str | None = None
 
     def __post_init__(self) -> None:
         """Split `metrics` into names (what every reader of `kind.metrics` expects) and specs."""
@@ -310,6 +339,21 @@ KINDS = Registry("slmexp.task_kinds", {k.name: k for k in (
         no_constraint_why="task={task} is a qa task: its answers are free text, with no answer space to constrain "
                           "(generation already ends at task.generation.until and max_new_tokens); use decoding=free",
         validity=valid_answer, default_confidence="validity",
+    ),
+    # multi-step tool use: episodes of a goal, tools over the task's data and a checker (slmexp.tasks.agent)
+    TaskKind(
+        name="agent",
+        roles={"text": check_string, "target": check_episode_gold, "tools": check_tool_names},
+        optional_roles=frozenset({"tools"}), gold_role="target",
+        metrics=(Metric("success", binary=True), Metric("steps", higher_is_better=False),
+                 Metric("tool_calls", higher_is_better=False), Metric("valid_calls"),
+                 Metric("tool_errors", higher_is_better=False), Metric("input_tokens", higher_is_better=False),
+                 Metric("output_tokens", higher_is_better=False), Metric("wall_s", higher_is_better=False),
+                 Metric("answer_s", higher_is_better=False)),
+        template="agent.yaml", doc_json={"gold": "target", "tools": "tools"},
+        extract=extract_episode, constraint="slmexp.tasks.agent.steps:call_steps",
+        answer_space="offered tools and final_answer, per model call",
+        runner="slmexp.tasks.agent.runner:evaluate", sft_rows="slmexp.tasks.agent.steps:sft_rows",
     ),
     # lm-eval's own benchmarks: lm-eval loads the data and scores it (slmexp.evaluate); no rows of ours to check
     TaskKind(
