@@ -163,10 +163,10 @@ def test_router_sweep_chooses_its_threshold_on_validation_accuracy_then_fewest_e
     assert choose(trials(tmp_path), tolerance=0.01, **pick).record["router"]["threshold"] == 0.8
 
 
-def test_shared_prefix_scoring_equals_lm_evals_loglikelihood(tiny_model_dir) -> None:
+def _labels_and_hflm_reference(tiny_model_dir):
+    """(runtime, chat context, label continuations, HFLM's loglikelihood of each): what both scorers must match."""
     from lm_eval.api.instance import Instance
 
-    from slmexp.runtimes._label_scores import shared_prefix_logprobs
     from slmexp.runtimes.transformers import TransformersRuntime
 
     rt = TransformersRuntime(str(tiny_model_dir), device="cpu", batch_size=4)
@@ -175,23 +175,22 @@ def test_shared_prefix_scoring_equals_lm_evals_loglikelihood(tiny_model_dir) -> 
     conts = ["order_status", "cancel_order", "speak_to_human", "x"]
     ref = [x[0] for x in lm.loglikelihood([Instance("loglikelihood", {}, (ctx, c), i) for i, c in enumerate(conts)],
                                           disable_tqdm=True)]
-    got = shared_prefix_logprobs(rt.model, [lm._encode_pair(ctx, c) for c in conts])
+    return rt, ctx, conts, ref
+
+
+def test_shared_prefix_scoring_equals_lm_evals_loglikelihood(tiny_model_dir) -> None:
+    from slmexp.runtimes._label_scores import shared_prefix_logprobs
+
+    rt, ctx, conts, ref = _labels_and_hflm_reference(tiny_model_dir)
+    got = shared_prefix_logprobs(rt.model, [rt.lm_eval_model()._encode_pair(ctx, c) for c in conts])
     assert got == pytest.approx(ref, abs=1e-3)
 
 
 def test_runtime_label_scoring_equals_lm_evals_loglikelihood(tiny_model_dir) -> None:
     """The runtime capability the router and the choice speed stage call (through slmexp.runtimes.score_labels)
     gives HFLM's numbers: on transformers the shared-prefix kernel, elsewhere lm-eval's own requests."""
-    from lm_eval.api.instance import Instance
-
     from slmexp.runtimes import score_labels
-    from slmexp.runtimes.transformers import TransformersRuntime
 
-    rt = TransformersRuntime(str(tiny_model_dir), device="cpu", batch_size=4)
-    lm = rt.lm_eval_model()
-    ctx = lm.apply_chat_template([{"role": "user", "content": "Where is my parcel?"}])
-    conts = ["order_status", "cancel_order", "speak_to_human", "x"]
-    ref = [x[0] for x in lm.loglikelihood([Instance("loglikelihood", {}, (ctx, c), i) for i, c in enumerate(conts)],
-                                          disable_tqdm=True)]
+    rt, ctx, conts, ref = _labels_and_hflm_reference(tiny_model_dir)
     assert score_labels(rt, ctx, conts) == pytest.approx(ref, abs=1e-3)
     assert rt.score_labels(ctx, conts) == score_labels(rt, ctx, conts)
